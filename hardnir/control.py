@@ -1,0 +1,249 @@
+"""The control model: metadata, findings, fix plans and the catalogue of controls in `tasks/`.
+
+A control is one module in `tasks/` with declared data at the top (`META`, `DEFAULTS`) and three pure functions:
+`probe_items(params)` (what facts it needs), `check(facts, params) -> Finding`, and
+`plan_fix(facts, params) -> Plan`. A Plan lists exact file writes, links, removals and commands; the generic
+applier (`hardnir.fixes`) turns it into one atomic script with backups, and into the rollback script.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+import string
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Protocol, cast
+
+from hardnir.facts import Facts
+from hardnir.schema import SEVERITIES, Severity
+
+
+class ControlError(ValueError):
+    """Bad control selection or parameters (a usage error)."""
+
+
+@dataclass(frozen=True)
+class ControlMeta:
+    id: str
+    title: str
+    section: str
+    severity: Severity
+    disruption: str  # low | medium | high: what applying the fix interrupts
+    platforms: tuple[str, ...]
+    rationale: str
+    version: str = "1"
+    order: int = 50  # fixes run in ascending order on a host (etcd before its clients)
+    lockout_risk: bool = False  # the fix can cut off the tool's own SSH or sudo
+    serial: bool = False  # apply one host at a time (etcd members)
+
+
+@dataclass(frozen=True)
+class Finding:
+    status: str  # pass | fail | not_applicable | error
+    expected: str
+    observed: str
+    message: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WriteFile:
+    path: str
+    content: str
+    mode: str = "0644"
+    owner: str = "root"
+    group: str = "root"
+    validate: str = ""  # a command run on the temp file ({tmp}) that must succeed before the move
+    old_content: str | None = None  # for the dry-run diff
+
+
+@dataclass(frozen=True)
+class Symlink:
+    path: str
+    target: str
+    old: str = ""
+
+
+@dataclass(frozen=True)
+class Remove:
+    path: str
+    old: str = ""
+
+
+@dataclass(frozen=True)
+class Exec:
+    command: str
+    undo: str
+    why: str
+
+
+Step = WriteFile | Symlink | Remove | Exec
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a fix would do. An empty plan (no steps, not blocked) means nothing to change."""
+
+    steps: tuple[Step, ...] = ()
+    post: tuple[str, ...] = ()  # run after the steps when any step ran (daemon-reload, restart ...)
+    rollback_post: tuple[str, ...] = ()
+    precheck: tuple[str, ...] = ()  # commands that must succeed before anything changes
+    blocked: str = ""  # non-empty: refused, with this reason
+    lockout: str = ""  # non-empty: the change can cut off access; this says how
+    deadman: bool = False  # arm a timer that rolls back unless a fresh login succeeds afterwards
+    note: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not self.steps and not self.post and not self.blocked
+
+    def describe(self) -> str:
+        """Human-readable diff of the plan: file diffs and commands, as the dry run prints them."""
+        out: list[str] = []
+        for step in self.steps:
+            if isinstance(step, WriteFile):
+                old = (step.old_content or "").splitlines(keepends=True)
+                new = step.content.splitlines(keepends=True)
+                label = "/dev/null" if step.old_content is None else step.path
+                out.extend(difflib.unified_diff(old, new, label, step.path))
+                out.append(f"# {step.path}: mode {step.mode} {step.owner}:{step.group}\n")
+            elif isinstance(step, Symlink):
+                out.append(f"ln -s {step.target} {step.path}   # was: {step.old or 'absent'}\n")
+            elif isinstance(step, Remove):
+                out.append(f"rm {step.path}   # backed up first; was: {step.old or 'a file'}\n")
+            else:
+                out.append(f"{step.command}   # {step.why}\n")
+        out.extend(f"{cmd}\n" for cmd in self.post)
+        return "".join(out)
+
+
+class ControlModule(Protocol):
+    META: ControlMeta
+    DEFAULTS: Mapping[str, Any]
+
+    def probe_items(self, params: Mapping[str, Any]) -> list[tuple[str, str]]: ...
+
+    def check(self, facts: Facts, params: Mapping[str, Any]) -> Finding: ...
+
+    def plan_fix(self, facts: Facts, params: Mapping[str, Any]) -> Plan: ...
+
+
+@dataclass(frozen=True)
+class Control:
+    meta: ControlMeta
+    defaults: Mapping[str, Any]
+    module: ModuleType
+
+    @property
+    def id(self) -> str:
+        return self.meta.id
+
+    @property
+    def param_key(self) -> str:
+        return self.meta.id.replace("-", "_")
+
+    def params(self, host_data: Mapping[str, Any], address: str) -> dict[str, Any]:
+        """Module defaults, overridden by the host's inventory data under the control's key (`sshd_socket`)."""
+        merged = dict(self.defaults)
+        override = host_data.get(self.param_key)
+        if isinstance(override, Mapping):
+            merged.update(override)
+        for shared in ("etcd_tls", "hardnir_deadman_seconds"):
+            if shared in host_data and shared not in merged:
+                merged[shared] = host_data[shared]
+        merged["address"] = address
+        return merged
+
+    def probe_items(self, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        fn = cast(Callable[[Mapping[str, Any]], list[tuple[str, str]]], self.module.probe_items)
+        return fn(params)
+
+    def check(self, facts: Facts, params: Mapping[str, Any]) -> Finding:
+        fn = cast(Callable[[Facts, Mapping[str, Any]], Finding], self.module.check)
+        return fn(facts, params)
+
+    def plan_fix(self, facts: Facts, params: Mapping[str, Any]) -> Plan:
+        fn = cast(Callable[[Facts, Mapping[str, Any]], Plan], self.module.plan_fix)
+        return fn(facts, params)
+
+
+_CATALOGUE: dict[str, Control] | None = None
+
+
+def catalogue() -> dict[str, Control]:
+    """Every control in `tasks/`, by id, in fix order."""
+    global _CATALOGUE
+    if _CATALOGUE is None:
+        import tasks
+
+        found: list[Control] = []
+        for info in pkgutil.iter_modules(tasks.__path__):
+            module = importlib.import_module(f"tasks.{info.name}")
+            meta = getattr(module, "META", None)
+            if isinstance(meta, ControlMeta):
+                if meta.severity not in SEVERITIES:
+                    raise ControlError(f"{meta.id}: bad severity {meta.severity}")
+                found.append(Control(meta, dict(getattr(module, "DEFAULTS", {})), module))
+        found.sort(key=lambda c: (c.meta.order, c.meta.id))
+        _CATALOGUE = {c.id: c for c in found}
+    return _CATALOGUE
+
+
+def parse_ids(value: str | Iterable[str] | None) -> list[str]:
+    if value is None:
+        return []
+    parts = value.split(",") if isinstance(value, str) else [p for v in value for p in str(v).split(",")]
+    return [p.strip() for p in parts if p.strip()]
+
+
+def select(
+    controls: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    severity: str | Iterable[str] | None = None,
+) -> list[Control]:
+    """Controls chosen by id, minus exclusions, filtered by minimum severity. Unknown ids are an error."""
+    cat = catalogue()
+    wanted = parse_ids(controls)
+    dropped = parse_ids(exclude)
+    unknown = [c for c in [*wanted, *dropped] if c not in cat]
+    if unknown:
+        raise ControlError(f"unknown control id(s): {', '.join(unknown)} (known: {', '.join(cat)})")
+    chosen = [cat[c] for c in cat if (not wanted or c in wanted) and c not in dropped]
+    levels = parse_ids(severity)
+    if levels:
+        bad = [s for s in levels if s not in SEVERITIES]
+        if bad:
+            raise ControlError(f"unknown severity: {', '.join(bad)} (one of {', '.join(SEVERITIES)})")
+        floor = min(SEVERITIES.index(s) for s in levels)
+        chosen = [c for c in chosen if SEVERITIES.index(c.meta.severity) >= floor]
+    if not chosen:
+        raise ControlError("the selection matches no control")
+    return chosen
+
+
+def render(template: str, params: Mapping[str, Any]) -> str:
+    """Fill `{address}` and similar placeholders from params (unknown placeholders are left as they are)."""
+
+    class _Keep(dict[str, Any]):
+        def __missing__(self, key: str) -> str:
+            return "{" + key + "}"
+
+    return string.Formatter().vformat(template, (), _Keep(params))
+
+
+def write_if_changed(
+    facts: Facts, path: str, content: str, mode: str = "0644", validate: str = ""
+) -> list[Step]:
+    """A WriteFile step unless the file already holds exactly this content (idempotency)."""
+    current = facts.file(path)
+    if current.kind == "file" and current.content == content and current.mode == mode.lstrip("0"):
+        return []
+    old = current.content if current.kind == "file" else None
+    return [WriteFile(path, content, mode=mode, validate=validate, old_content=old)]
+
+
+def not_applicable(expected: str, why: str, evidence: Mapping[str, Any] | None = None) -> Finding:
+    return Finding("not_applicable", expected, "n/a", why, evidence or {})

@@ -1,0 +1,127 @@
+"""Shared helpers of the three etcd TLS controls: effective environments, TLS inputs and reachability probes."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from hardnir.facts import Facts, is_loopback_host, split_urls, url_host
+
+ETCD_UNITS = ("etcd2.service", "etcd-member.service", "etcd.service")
+TLS_KEYS = ("ca_file", "cert_file", "key_file")
+
+def reach_probe() -> tuple[str, str]:
+    """One line per probe: `<scheme> <host:port> <curl rc> <first bytes of the answer>`."""
+    cmd = (
+        "for ip in 127.0.0.1 $(ip -o -4 addr show scope global | awk '{sub(\"/.*\",\"\",$4); print $4}'); do "
+        "for port in 2379 4001; do "
+        "o=$(curl -sS -m 2 \"http://$ip:$port/version\" 2>&1); rc=$?; "
+        "printf 'http %s:%s %s %s\\n' \"$ip\" \"$port\" \"$rc\" \"$(printf '%s' \"$o\" | head -c 120 | tr -d "
+        "'\\n\\r')\"; "
+        "o=$(curl -sS -m 2 -k \"https://$ip:$port/version\" 2>&1); rc=$?; "
+        "printf 'https-nocert %s:%s %s %s\\n' \"$ip\" \"$port\" \"$rc\" \"$(printf '%s' \"$o\" | head -c 120 | "
+        "tr -d '\\n\\r')\"; done; done"
+    )
+    return "cmd:etcd-reach", cmd
+
+
+def reachability(facts: Facts) -> list[tuple[str, str, bool, str]]:
+    """(scheme, host:port, answered, first bytes) per probe; `answered` means etcd replied with JSON."""
+    out = []
+    for line in facts.text("cmd:etcd-reach").splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) < 3:
+            continue
+        body = parts[3] if len(parts) > 3 else ""
+        answered = parts[2] == "0" and body.startswith("{")
+        out.append((parts[0], parts[1], answered, body))
+    return out
+
+
+def active_etcd_unit(facts: Facts) -> str | None:
+    for name in ETCD_UNITS:
+        unit = facts.unit(name)
+        if unit.exists and not unit.masked and (unit.active or unit.is_enabled in ("enabled", "static")):
+            return name
+    return None
+
+
+def effective_env(facts: Facts, unit: str) -> tuple[dict[str, str], str]:
+    """The environment the service runs with, and where it came from.
+
+    The running process is the truth when there is one; otherwise the unit's Environment= overridden by its
+    EnvironmentFiles (systemd reads those after Environment=).
+    """
+    proc = facts.process_env(unit)
+    if proc is not None:
+        return proc, "running process"
+    env = dict(facts.unit(unit).environment)
+    for values in facts.env_files(unit).values():
+        env.update(values)
+    return env, "unit configuration"
+
+
+def configured_env(facts: Facts, unit: str) -> dict[str, str]:
+    env = dict(facts.unit(unit).environment)
+    for values in facts.env_files(unit).values():
+        env.update(values)
+    return env
+
+
+def http_routable(urls: str) -> list[str]:
+    return [u for u in split_urls(urls) if u.startswith("http://") and not is_loopback_host(url_host(u))]
+
+
+def missing_tls_inputs(params: Mapping[str, Any], keys: tuple[str, ...] = TLS_KEYS) -> list[str]:
+    tls = params.get("etcd_tls") or {}
+    if not isinstance(tls, Mapping):
+        return [f"etcd_tls.{k}" for k in keys]
+    return [f"etcd_tls.{k}" for k in keys if not tls.get(k)]
+
+
+def tls_value(params: Mapping[str, Any], key: str) -> str:
+    tls = params.get("etcd_tls") or {}
+    return str(tls.get(key, "")) if isinstance(tls, Mapping) else ""
+
+
+def client_pair(params: Mapping[str, Any]) -> tuple[str, str]:
+    """The client certificate and key fleet and locksmith use (falls back to the server pair)."""
+    cert = tls_value(params, "client_cert_file") or tls_value(params, "cert_file")
+    key = tls_value(params, "client_key_file") or tls_value(params, "key_file")
+    return cert, key
+
+
+def https_precheck(url: str, params: Mapping[str, Any]) -> str:
+    """A command that succeeds only when etcd at `url` answers https with the CA and client certificate."""
+    cert, key = client_pair(params)
+    q = shlex.quote
+    return (
+        f"curl -sf -m 5 --cacert {q(tls_value(params, 'ca_file'))} --cert {q(cert)} --key {q(key)} "
+        f"{q(url.rstrip('/') + '/version')}"
+    )
+
+
+def client_tls_problems(urls: str, ca: str, cert: str, key: str, who: str) -> list[str]:
+    problems = []
+    plain = [u for u in split_urls(urls) if u.startswith("http://")]
+    if plain:
+        problems.append(f"{who} talks to etcd over plain http ({', '.join(plain)})")
+    if any(u.startswith("https://") for u in split_urls(urls)):
+        missing = [n for n, v in (("CA file", ca), ("certificate", cert), ("key", key)) if not v]
+        if missing:
+            problems.append(f"{who} uses https without {', '.join(missing)}")
+    return problems
+
+
+def env_lines(values: Mapping[str, str]) -> str:
+    return "".join(f'Environment="{k}={v}"\n' for k, v in values.items())
+
+
+def dropin_name(facts: Facts, unit: str, base: str) -> str:
+    """`40-hardnir-*.conf`, or `99-...` when a foreign drop-in sorts after 40 and would override ours."""
+    ours = {base, base.replace("40-", "99-", 1)}
+    later = [
+        p for p in facts.unit(unit).drop_ins if p.rsplit("/", 1)[-1] not in ours and p.rsplit("/", 1)[-1] > base
+    ]
+    return base.replace("40-", "99-", 1) if later else base

@@ -1,0 +1,282 @@
+"""Typed views over probe items: units, files, sockets, groups, sudo, environments, listeners.
+
+Every accessor tolerates a missing or garbled item and answers "unknown" rather than raising, because checks
+must turn odd hosts into findings, never into tracebacks.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from hardnir.probe import Item
+
+
+@dataclass(frozen=True)
+class Unit:
+    name: str
+    props: dict[str, list[str]]
+    probed: bool
+
+    def get(self, key: str, default: str = "") -> str:
+        values = self.props.get(key)
+        return values[-1] if values else default
+
+    @property
+    def load_state(self) -> str:
+        return self.get("LoadState", "unknown")
+
+    @property
+    def active_state(self) -> str:
+        return self.get("ActiveState", "unknown")
+
+    @property
+    def is_enabled(self) -> str:
+        return self.get("IsEnabled", "unknown")
+
+    @property
+    def exists(self) -> bool:
+        return self.load_state not in ("not-found", "unknown")
+
+    @property
+    def masked(self) -> bool:
+        return self.load_state == "masked" or self.is_enabled in ("masked", "masked-runtime")
+
+    @property
+    def active(self) -> bool:
+        return self.active_state in ("active", "activating", "reloading")
+
+    @property
+    def listen(self) -> list[str]:
+        """Listen entries, e.g. `[::]:22 (Stream)` -> `[::]:22`."""
+        return [re.sub(r"\s+\([A-Za-z]+\)$", "", v) for v in self.props.get("Listen", []) if v]
+
+    @property
+    def drop_ins(self) -> list[str]:
+        return self.get("DropInPaths").split()
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return parse_environment_property(self.get("Environment"))
+
+
+@dataclass(frozen=True)
+class FileFact:
+    path: str
+    kind: str  # file, link, missing, other, unknown
+    target: str = ""
+    mode: str = ""
+    owner: str = ""
+    group: str = ""
+    sha256: str = ""
+    content: str | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.kind not in ("missing", "unknown")
+
+
+@dataclass(frozen=True)
+class SocketFact:
+    path: str
+    present: bool
+    mode: str = ""
+    owner: str = ""
+    group: str = ""
+    user_writable: bool | None = None
+
+    @property
+    def describe(self) -> str:
+        return f"{self.mode} {self.owner}:{self.group}" if self.present else "absent"
+
+
+@dataclass
+class Facts:
+    """All probe items of one host, with typed accessors."""
+
+    items: Mapping[str, Item]
+    host: str = ""
+    address: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def item(self, name: str) -> Item | None:
+        return self.items.get(name)
+
+    def text(self, name: str) -> str:
+        item = self.items.get(name)
+        return item.text if item else ""
+
+    def rc(self, name: str) -> int | None:
+        item = self.items.get(name)
+        return item.rc if item else None
+
+    def unit(self, name: str) -> Unit:
+        item = self.items.get(f"unit:{name}")
+        if item is None:
+            return Unit(name, {}, probed=False)
+        props: dict[str, list[str]] = {}
+        for line in item.text.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and re.fullmatch(r"[A-Za-z]+", key):
+                props.setdefault(key, []).append(value.strip())
+        return Unit(name, props, probed=True)
+
+    def file(self, path: str) -> FileFact:
+        item = self.items.get(f"file:{path}")
+        if item is None:
+            return FileFact(path, "unknown")
+        kv = _key_values(item.text)
+        kind = kv.get("type", "unknown")
+        mode = owner = group = ""
+        stat = kv.get("stat", "").split()
+        if kind == "file" and len(stat) >= 3:
+            mode, owner, group = stat[0], stat[1], stat[2]
+        content: str | None = None
+        if "content" in kv:
+            try:
+                content = base64.b64decode(kv["content"], validate=True).decode("utf-8", "replace")
+            except (binascii.Error, ValueError):
+                content = None
+        return FileFact(path, kind, kv.get("target", ""), mode, owner, group, kv.get("sha256", ""), content)
+
+    def socket(self, path: str) -> SocketFact:
+        item = self.items.get(f"socket:{path}")
+        if item is None:
+            return SocketFact(path, False)
+        kv = _key_values(item.text)
+        stat = kv.get("stat", "missing").split()
+        if len(stat) < 3:
+            return SocketFact(path, False)
+        writable = {"yes": True, "no": False}.get(kv.get("user_writable", ""))
+        return SocketFact(path, True, stat[0], stat[1], stat[2], writable)
+
+    def process_env(self, unit: str) -> dict[str, str] | None:
+        item = self.items.get(f"procenv:{unit}")
+        if item is None or item.rc != 0:
+            return None
+        env: dict[str, str] = {}
+        for line in item.text.splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                env[key] = value
+        return env
+
+    def env_files(self, unit: str) -> dict[str, dict[str, str]]:
+        """Contents of the unit's EnvironmentFiles, in order, parsed as KEY=value lines."""
+        files: dict[str, dict[str, str]] = {}
+        current: dict[str, str] | None = None
+        for line in self.text(f"envfiles:{unit}").splitlines():
+            if line.startswith("## "):
+                current = files.setdefault(line[3:].strip(), {})
+            elif current is not None:
+                current.update(parse_env_file(line))
+        return files
+
+    @property
+    def login_user(self) -> str:
+        return self.text("cmd:login-user").strip()
+
+    @property
+    def os_release(self) -> dict[str, str]:
+        return parse_env_file(self.text("cmd:os-release"))
+
+    @property
+    def platform(self) -> str:
+        release = self.os_release
+        if release.get("ID") == "fedora" and release.get("VARIANT_ID") == "coreos":
+            return "fcos"
+        return release.get("ID", "unknown")
+
+    @property
+    def listeners(self) -> list[str]:
+        """Local address:port of every listening TCP socket (`ss -ltn`)."""
+        out = []
+        for line in self.text("cmd:listeners").splitlines():
+            cols = line.split()
+            if len(cols) >= 4:
+                out.append(cols[3])
+        return out
+
+    @property
+    def addresses(self) -> list[str]:
+        return [a.split("/")[0] for a in self.text("cmd:addresses").split() if a]
+
+
+def _key_values(text: str) -> dict[str, str]:
+    kv: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            kv[key.strip()] = value
+    return kv
+
+
+def parse_env_file(text: str) -> dict[str, str]:
+    """KEY=value lines as systemd's EnvironmentFile= reads them (quotes stripped, comments ignored)."""
+    env: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        env[key] = value
+    return env
+
+
+def parse_environment_property(value: str) -> dict[str, str]:
+    """`systemctl show -p Environment` prints space-separated, shell-quoted KEY=value words."""
+    env: dict[str, str] = {}
+    try:
+        words = shlex.split(value)
+    except ValueError:
+        words = value.split()
+    for word in words:
+        key, sep, val = word.partition("=")
+        if sep:
+            env[key] = val
+    return env
+
+
+def is_wildcard_listen(entry: str) -> bool:
+    """`[::]:22`, `0.0.0.0:22`, `*:22` or a bare port listen on every interface."""
+    entry = entry.strip()
+    if entry.isdigit():
+        return True
+    host, _, _port = entry.rpartition(":")
+    host = host.strip("[]")
+    return host in ("", "::", "0.0.0.0", "*")
+
+
+def listen_port(entry: str) -> str:
+    entry = entry.strip()
+    return entry if entry.isdigit() else entry.rpartition(":")[2]
+
+
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_host(url: str) -> str:
+    match = re.match(r"^[a-z]+://(\[[^\]]+\]|[^:/]+)", url.strip())
+    return match.group(1).strip("[]") if match else ""
+
+
+def split_urls(value: str) -> list[str]:
+    return [u.strip() for u in value.split(",") if u.strip()]

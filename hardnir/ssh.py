@@ -1,0 +1,451 @@
+"""The `hardnir` Nornir connection plugin: paramiko with strict host keys, timeouts and one command type.
+
+Why our own plugin: nornir-paramiko pins paramiko<3 (no Terrapin fix), accepts every host key and can deadlock
+on a large stderr. This one verifies the host key against the inventory's known_hosts *before* authenticating,
+sets TCP_NODELAY, retries transient handshake errors with backoff, drains stdout and stderr together and
+enforces every timeout on the remote side too (`timeout -k`), so a stuck command never outlives its budget.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import select
+import shlex
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+CONNECTION_NAME = "hardnir"
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_COMMAND_TIMEOUT = 120.0
+KILL_GRACE_S = 3
+TRANSIENT_RETRIES = 3
+
+
+class SSHError(Exception):
+    """A connection-level failure, with a one-line message that names the host."""
+
+
+class HostKeyError(SSHError):
+    """The host's key is unknown or differs from known_hosts."""
+
+
+class CommandTimeout(SSHError):
+    """A command ran past its timeout (the remote side was killed)."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """The one result type of every remote command."""
+
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+    duration_s: float
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0 and not self.timed_out
+
+
+@dataclass
+class Endpoint:
+    """Where and how to reach one SSH server (the target or a jump host)."""
+
+    hostname: str
+    port: int = 22
+    username: str = "root"
+    password: str | None = None
+    key_filename: list[str] = field(default_factory=list)
+    passphrase: str | None = None
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH-style SHA256 fingerprint of a public key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def known_hosts_name(hostname: str, port: int) -> str:
+    return hostname if port == 22 else f"[{hostname}]:{port}"
+
+
+def _secret_from(extras: dict[str, Any], name: str) -> str | None:
+    """A secret given inline, or through `<name>_env` (an environment variable) or `<name>_file`."""
+    if extras.get(name):
+        return str(extras[name])
+    env = extras.get(f"{name}_env")
+    if env and os.environ.get(str(env)):
+        return os.environ[str(env)]
+    path = extras.get(f"{name}_file")
+    if path:
+        return Path(str(path)).expanduser().read_text().rstrip("\n")
+    return None
+
+
+def _key_files(value: object) -> list[str]:
+    if not value:
+        return []
+    items = value if isinstance(value, list | tuple) else [value]
+    return [str(Path(str(item)).expanduser()) for item in items]
+
+
+class HostKeyVerifier:
+    """Strict (default) or accept-new host-key checking against one known_hosts file."""
+
+    def __init__(self, known_hosts: str | None, policy: str) -> None:
+        if policy not in ("strict", "accept-new"):
+            raise SSHError(f"host_key_policy must be 'strict' or 'accept-new', not {policy!r}")
+        self.path = Path(known_hosts).expanduser() if known_hosts else None
+        self.policy = policy
+
+    def _load(self) -> paramiko.HostKeys:
+        keys = paramiko.HostKeys()
+        if self.path and self.path.exists():
+            keys.load(str(self.path))
+        return keys
+
+    def preferred_type(self, name: str) -> str | None:
+        entry = self._load().lookup(name)
+        return next(iter(entry.keys()), None) if entry else None
+
+    def verify(self, name: str, key: paramiko.PKey) -> None:
+        known = self._load().lookup(name)
+        fp = fingerprint(key)
+        if known is not None and key.get_name() in known:
+            if known[key.get_name()] == key:
+                return
+            raise HostKeyError(
+                f"{name}: host key CHANGED ({key.get_name()} {fp}) and differs from {self.path}; refusing"
+            )
+        if known:
+            raise HostKeyError(
+                f"{name}: host key {key.get_name()} {fp} does not match the "
+                f"{', '.join(known.keys())} key in {self.path}; refusing"
+            )
+        if self.policy == "accept-new" and self.path is not None:
+            self._append(name, key)
+            return
+        where = self.path or "no known_hosts file configured"
+        raise HostKeyError(f"{name}: unknown host key {key.get_name()} {fp} (not in {where}); refusing")
+
+    def _append(self, name: str, key: paramiko.PKey) -> None:
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = f"{name} {key.get_name()} {key.get_base64()}\n"
+        with self.path.open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                existing = self._load().lookup(name)
+                if not existing or key.get_name() not in existing:
+                    fh.write(line)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _tcp_socket(hostname: str, port: int, timeout: float) -> socket.socket:
+    last: OSError | None = None
+    for family, kind, proto, _, addr in socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(addr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last or OSError(errno.EHOSTUNREACH, "no address")
+
+
+def _describe_os_error(exc: OSError, target: str, timeout: float) -> str:
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return f"{target}: connection timed out after {timeout:g}s"
+    if isinstance(exc, socket.gaierror):
+        return f"{target}: cannot resolve host name ({exc.strerror})"
+    reason = exc.strerror or exc.__class__.__name__
+    return f"{target}: unreachable ({reason})"
+
+
+def open_transport(
+    target: Endpoint,
+    verifier: HostKeyVerifier,
+    *,
+    timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    via: paramiko.Transport | None = None,
+) -> paramiko.Transport:
+    """Connect, check the host key, authenticate. Transient handshake errors are retried with backoff."""
+    name = known_hosts_name(target.hostname, target.port)
+    delay = 0.3
+    for attempt in range(1, TRANSIENT_RETRIES + 1):
+        try:
+            return _open_once(target, verifier, name, timeout, via)
+        except (paramiko.SSHException, EOFError, ConnectionResetError) as exc:
+            if isinstance(exc, paramiko.AuthenticationException | paramiko.BadHostKeyException):
+                raise SSHError(f"{name}: authentication failed for user {target.username}") from None
+            if attempt == TRANSIENT_RETRIES:
+                raise SSHError(f"{name}: SSH handshake failed after {attempt} tries ({exc})") from None
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+def _open_once(
+    target: Endpoint,
+    verifier: HostKeyVerifier,
+    name: str,
+    timeout: float,
+    via: paramiko.Transport | None,
+) -> paramiko.Transport:
+    sock: Any
+    if via is not None:
+        try:
+            sock = via.open_channel(
+                "direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0), timeout=timeout
+            )
+        except paramiko.ChannelException as exc:
+            raise SSHError(f"{name}: jump host could not reach it ({exc})") from None
+    else:
+        try:
+            sock = _tcp_socket(target.hostname, target.port, timeout)
+        except OSError as exc:
+            raise SSHError(_describe_os_error(exc, name, timeout)) from None
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = timeout
+    transport.handshake_timeout = timeout
+    transport.auth_timeout = timeout
+    preferred = verifier.preferred_type(name)
+    if preferred:
+        options = transport.get_security_options()
+        options.key_types = [preferred, *(t for t in options.key_types if t != preferred)]
+    try:
+        transport.start_client(timeout=timeout)
+        verifier.verify(name, transport.get_remote_server_key())
+        _authenticate(transport, target, name)
+    except BaseException:
+        transport.close()
+        raise
+    transport.set_keepalive(15)
+    return transport
+
+
+def _authenticate(transport: paramiko.Transport, target: Endpoint, name: str) -> None:
+    errors: list[str] = []
+    for path in target.key_filename:
+        try:
+            key = paramiko.PKey.from_path(path, target.passphrase)
+        except (OSError, paramiko.SSHException) as exc:
+            errors.append(f"key {path}: {exc.__class__.__name__}")
+            continue
+        try:
+            transport.auth_publickey(target.username, key)
+            return
+        except paramiko.AuthenticationException:
+            errors.append(f"key {path} rejected")
+    if target.password is not None:
+        try:
+            transport.auth_password(target.username, target.password)
+            return
+        except paramiko.AuthenticationException:
+            errors.append("password rejected")
+    if not errors:
+        errors.append("no key_filename or password configured")
+    raise SSHError(f"{name}: authentication failed for user {target.username} ({'; '.join(errors)})")
+
+
+def wrap_command(
+    command: str,
+    *,
+    timeout: float,
+    sudo: bool,
+    login_user: str,
+    sudo_password: bool,
+) -> str:
+    """The remote shell line: optional sudo, then `timeout` so the remote process dies with the budget."""
+    budget = max(1, int(timeout + 0.999))
+    inner = f"timeout -k {KILL_GRACE_S} {budget} sh -c {shlex.quote(command)}"
+    if sudo and login_user != "root":
+        prefix = "sudo -S -p '' --" if sudo_password else "sudo -n --"
+        return f"{prefix} {inner}"
+    return inner
+
+
+class HardnirConnection:
+    """Nornir connection plugin `hardnir` (entry point `nornir.plugins.connections`)."""
+
+    def __init__(self) -> None:
+        self.transport: paramiko.Transport | None = None
+        self.jump: paramiko.Transport | None = None
+        self.target: Endpoint | None = None
+        self.host_key_fingerprint: str = ""
+        self.sudo_password: str | None = None
+        self.command_timeout = DEFAULT_COMMAND_TIMEOUT
+        self.connect_timeout = DEFAULT_CONNECT_TIMEOUT
+        self.verifier: HostKeyVerifier | None = None
+        self.jump_endpoint: Endpoint | None = None
+
+    @property
+    def connection(self) -> paramiko.Transport | None:
+        return self.transport
+
+    def open(
+        self,
+        hostname: str | None,
+        username: str | None,
+        password: str | None,
+        port: int | None,
+        platform: str | None,
+        extras: dict[str, Any] | None = None,
+        configuration: Any = None,
+    ) -> None:
+        options = dict(extras or {})  # never mutate the inventory's shared extras
+        if not hostname:
+            raise SSHError("host has no hostname in the inventory")
+        self.target = Endpoint(
+            hostname=hostname,
+            port=int(port or 22),
+            username=username or "root",
+            password=password,
+            key_filename=_key_files(options.get("key_filename")),
+            passphrase=_secret_from(options, "passphrase"),
+        )
+        self.sudo_password = _secret_from(options, "sudo_password")
+        self.connect_timeout = float(options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
+        self.command_timeout = float(options.get("command_timeout", DEFAULT_COMMAND_TIMEOUT))
+        self.verifier = HostKeyVerifier(
+            options.get("known_hosts"), str(options.get("host_key_policy", "strict"))
+        )
+        jump = options.get("jump_host")
+        if jump:
+            jump_options = dict(jump)
+            self.jump_endpoint = Endpoint(
+                hostname=str(jump_options["hostname"]),
+                port=int(jump_options.get("port", 22)),
+                username=str(jump_options.get("username", self.target.username)),
+                password=_secret_from(jump_options, "password"),
+                key_filename=_key_files(jump_options.get("key_filename")) or self.target.key_filename,
+                passphrase=_secret_from(jump_options, "passphrase") or self.target.passphrase,
+            )
+        self._connect()
+
+    def _connect(self) -> None:
+        assert self.target is not None and self.verifier is not None
+        if self.jump_endpoint is not None:
+            self.jump = open_transport(self.jump_endpoint, self.verifier, timeout=self.connect_timeout)
+        transport = open_transport(self.target, self.verifier, timeout=self.connect_timeout, via=self.jump)
+        self.host_key_fingerprint = fingerprint(transport.get_remote_server_key())
+        self.transport = transport
+
+    def fresh(self) -> HardnirConnection:
+        """A new, independent connection to the same host (proves a new login still works)."""
+        assert self.target is not None and self.verifier is not None
+        other = HardnirConnection()
+        other.target = self.target
+        other.verifier = self.verifier
+        other.jump_endpoint = self.jump_endpoint
+        other.sudo_password = self.sudo_password
+        other.command_timeout = self.command_timeout
+        other.connect_timeout = self.connect_timeout
+        other._connect()
+        return other
+
+    def close(self) -> None:
+        for transport in (self.transport, self.jump):
+            if transport is not None:
+                with contextlib.suppress(Exception):
+                    transport.close()
+        self.transport = None
+        self.jump = None
+
+    @property
+    def login_user(self) -> str:
+        return self.target.username if self.target else "root"
+
+    def run(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        sudo: bool = False,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        """Run one command; returns its exit status, stdout, stderr (UTF-8, bad bytes replaced) and time."""
+        if self.transport is None or not self.transport.is_active():
+            raise SSHError(f"{self._name()}: connection is closed")
+        budget = self.command_timeout if timeout is None else timeout
+        needs_password = sudo and self.login_user != "root" and self.sudo_password is not None
+        line = wrap_command(
+            command, timeout=budget, sudo=sudo, login_user=self.login_user, sudo_password=needs_password
+        )
+        payload = b""
+        if needs_password:
+            assert self.sudo_password is not None
+            payload += self.sudo_password.encode() + b"\n"
+        if stdin:
+            payload += stdin
+        started = time.monotonic()
+        try:
+            channel = self.transport.open_session(timeout=self.connect_timeout)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise SSHError(f"{self._name()}: cannot open a session ({exc})") from None
+        try:
+            channel.exec_command(line)
+            if payload:
+                channel.sendall(payload)
+            channel.shutdown_write()
+            # The remote `timeout` kills the command; the local deadline is the backstop for a dead link.
+            status, out, err, timed_out = _drain(channel, started + budget + KILL_GRACE_S + 5)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise SSHError(f"{self._name()}: connection lost while running a command ({exc})") from None
+        finally:
+            channel.close()
+        if status == 124 or status == 137:
+            timed_out = True
+        return CommandResult(
+            command=command,
+            exit_status=status,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            duration_s=time.monotonic() - started,
+            timed_out=timed_out,
+        )
+
+    def _name(self) -> str:
+        return known_hosts_name(self.target.hostname, self.target.port) if self.target else "?"
+
+
+def _drain(channel: paramiko.Channel, deadline: float) -> tuple[int, bytes, bytes, bool]:
+    """Read stdout and stderr together until exit, so neither stream can fill up and block the other."""
+    out: list[bytes] = []
+    err: list[bytes] = []
+    channel.setblocking(False)
+    while True:
+        progressed = False
+        while channel.recv_ready():
+            out.append(channel.recv(1 << 16))
+            progressed = True
+        while channel.recv_stderr_ready():
+            err.append(channel.recv_stderr(1 << 16))
+            progressed = True
+        if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+            break
+        if channel.closed and not progressed:
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return -1, b"".join(out), b"".join(err), True
+        if not progressed:
+            select.select([channel], [], [], min(remaining, 0.2))
+    status = channel.recv_exit_status() if channel.exit_status_ready() else -1
+    return status, b"".join(out), b"".join(err), False

@@ -1,0 +1,102 @@
+"""core-docker: `core` cannot reach the docker socket (guide: Docker Daemon).
+
+Access to `/run/docker.sock` is root. The guide's `gpasswd -d core docker` does not take effect on Container
+Linux or Flatcar (docker:x:233:core also lives in the read-only group database), so the ground truth is whether
+core can write the live socket (`sudo -u core test -w`), plus any `o+w` mode.
+Fix (Flatcar's documented one): a `docker.socket.d/90-hardnir-root-only.conf` drop-in (`SocketGroup=root`) so the
+socket is root-only whenever systemd re-creates it, and `chown root:root` + `chmod 0660` on the live socket for
+an immediate effect without restarting docker (and its containers). Also `gpasswd -d core docker` on the
+/etc/group copy. Rollback removes the drop-in, restores the live socket's owner and mode, re-adds the member.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from hardnir import accounts
+from hardnir.control import ControlMeta, Exec, Finding, Plan, Step, not_applicable, write_if_changed
+from hardnir.facts import Facts
+from hardnir.probe import file_item, socket_item, unit_item
+
+META = ControlMeta(
+    id="core-docker",
+    title="core cannot reach the docker socket",
+    section="Docker Daemon",
+    severity="high",
+    disruption="low",
+    platforms=("coreos", "flatcar", "fcos"),
+    rationale="the docker socket grants root: `docker run -v /:/host` is sudo without a password or a log.",
+    version="1",
+    order=60,
+)
+
+DEFAULTS: Mapping[str, Any] = {"user": "core", "socket": "/run/docker.sock"}
+DROPIN = "/etc/systemd/system/docker.socket.d/90-hardnir-root-only.conf"
+CONTENT = "[Socket]\nSocketMode=0660\nSocketUser=root\nSocketGroup=root\n"
+
+
+def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    user = str(params.get("user", "core"))
+    return [
+        *accounts.user_items(user),
+        unit_item("docker.socket"),
+        socket_item(str(params.get("socket", "/run/docker.sock")), user),
+        file_item(DROPIN),
+    ]
+
+
+def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
+    user = str(params.get("user", "core"))
+    expected = f"{user} cannot write the docker socket"
+    unit = facts.unit("docker.socket")
+    sock = facts.socket(str(params.get("socket", "/run/docker.sock")))
+    if not accounts.user_exists(facts, user):
+        return not_applicable(expected, f"no user {user}")
+    if not unit.exists and not sock.present:
+        return not_applicable(expected, "docker is not installed (no docker.socket, no socket file)")
+    groups = accounts.effective_groups(facts, user)
+    evidence = {
+        "socket": sock.describe,
+        "writable by user": sock.user_writable,
+        "id -nG": groups,
+        "docker listed in": accounts.listed_in(facts, user, "docker"),
+        "SocketMode": unit.get("SocketMode"),
+        "SocketGroup": unit.get("SocketGroup"),
+        "drop_ins": unit.drop_ins,
+    }
+    in_group = "docker" in groups
+    observed = f"socket {sock.describe}" + ("; in docker group" if in_group else "")
+    if sock.present and sock.mode and int(sock.mode, 8) & 0o002:
+        return Finding("fail", expected, observed, "the docker socket is world-writable", evidence)
+    if sock.user_writable:
+        return Finding("fail", expected, observed, f"{user} can write {sock.path} (root-equivalent)", evidence)
+    if not sock.present and unit.get("SocketGroup") not in ("", "root"):
+        if in_group and unit.get("SocketGroup") == "docker":
+            return Finding("fail", expected, observed,
+                           f"socket not live now, but systemd will create it for group docker, which {user} is in",
+                           evidence)
+    note = "; still in docker group, harmless while the socket is root-only" if in_group else ""
+    return Finding("pass", expected, observed, f"{user} cannot reach the docker socket{note}", evidence)
+
+
+def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
+    user = str(params.get("user", "core"))
+    if check(facts, params).status != "fail":
+        return Plan()
+    steps: list[Step] = write_if_changed(facts, DROPIN, CONTENT)
+    sock = facts.socket(str(params.get("socket", "/run/docker.sock")))
+    post: tuple[str, ...] = ("systemctl daemon-reload",)
+    if sock.present:
+        path = shlex.quote(sock.path)
+        steps.append(
+            Exec(
+                command=f"chown root:root {path} && chmod 0660 {path}",
+                undo=f"chown {shlex.quote(sock.owner + ':' + sock.group)} {path} && chmod {sock.mode} {path}",
+                why="make the live socket root-only now, without restarting docker",
+            )
+        )
+    steps += accounts.remove_from_etc_group(facts, user, "docker")
+    return Plan(steps=tuple(steps), post=post, rollback_post=("systemctl daemon-reload",),
+                note="effective now for new connections; running sessions keep their groups")

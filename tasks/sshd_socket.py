@@ -1,0 +1,164 @@
+"""sshd-socket: sshd must not listen on all interfaces (guide: Remote Listening Services, Disabling sshd).
+
+CoreOS socket-activates sshd: `sshd.socket` (ListenStream=22, i.e. `[::]:22` dual-stack, owned by pid 1), enabled
+by a vendor symlink, so `is-enabled` says little. The check judges the effective Listen list and the live
+listeners (`ss`), never the word "enabled". Two policies:
+- `restricted` (default): every Listen entry is one of `listen` (default `{address}:22`, the address the tool
+  connects to). Fix: a `90-hardnir-listen.conf` drop-in that empties the list (`ListenStream=`) and sets the
+  allowed entries with `FreeBind=true`, then restarts the socket. Existing sessions survive the restart.
+- `disabled` (the guide's literal fix): mask the socket. That removes the tool's own way in, so it is blocked
+  unless a verified fallback path exists or the operator passes --allow-lockout.
+Both are network changes: a dead-man timer restores the old state unless a fresh SSH login works afterwards.
+Rollback restores the backed-up unit files and restarts sshd.socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hardnir.control import (
+    ControlMeta,
+    Finding,
+    Plan,
+    Remove,
+    Symlink,
+    not_applicable,
+    render,
+    write_if_changed,
+)
+from hardnir.facts import Facts, is_wildcard_listen, listen_port
+from hardnir.probe import file_item, unit_item
+
+META = ControlMeta(
+    id="sshd-socket",
+    title="sshd does not listen on all interfaces",
+    section="Remote Listening Services: Disabling sshd",
+    severity="high",
+    disruption="medium",
+    platforms=("coreos", "flatcar"),
+    rationale="sshd on port 22 of every interface is the only remote listener CoreOS ships; restrict it to "
+    "the management address, or disable it where a console is the way in.",
+    version="1",
+    order=90,
+    lockout_risk=True,
+)
+
+DEFAULTS: Mapping[str, Any] = {"policy": "restricted", "listen": ["{address}:22"]}
+
+UNIT_PATH = "/etc/systemd/system/sshd.socket"
+DROPIN = "/etc/systemd/system/sshd.socket.d/90-hardnir-listen.conf"
+
+
+def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [unit_item("sshd.socket"), unit_item("sshd.service"), file_item(UNIT_PATH), file_item(DROPIN)]
+
+
+def allowed_listen(params: Mapping[str, Any]) -> list[str]:
+    raw = params.get("listen") or []
+    items = [raw] if isinstance(raw, str) else list(raw)
+    return [render(str(entry), params) for entry in items]
+
+
+def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
+    sock = facts.unit("sshd.socket")
+    svc = facts.unit("sshd.service")
+    policy = str(params.get("policy", "restricted"))
+    allowed = allowed_listen(params)
+    expected = "masked and inactive" if policy == "disabled" else f"listen only on {', '.join(allowed)}"
+    listen = sock.listen
+    ports = {listen_port(e) for e in listen} | {"22"}
+    live_wild = [a for a in facts.listeners if is_wildcard_listen(a) and listen_port(a) in ports]
+    evidence: dict[str, Any] = {
+        "policy": policy,
+        "LoadState": sock.load_state,
+        "ActiveState": sock.active_state,
+        "IsEnabled": sock.is_enabled,
+        "Listen": listen,
+        "FragmentPath": sock.get("FragmentPath"),
+        "DropInPaths": sock.drop_ins,
+        "live_wildcard_listeners": live_wild,
+        "sshd.service": svc.active_state,
+    }
+    if not sock.probed:
+        return Finding("error", expected, "unknown", "sshd.socket was not probed", evidence)
+    if not sock.exists and not svc.active:
+        return not_applicable(expected, "no sshd.socket and sshd.service is not running", evidence)
+    if svc.active:
+        wild = [a for a in facts.listeners if is_wildcard_listen(a) and listen_port(a) == "22"]
+        if policy == "disabled" or wild:
+            return Finding(
+                "fail", expected, "sshd.service running" + (f" on {', '.join(wild)}" if wild else ""),
+                "sshd.service (not the socket) is active" + ("; it listens on all interfaces" if wild else ""),
+                evidence,
+            )
+    if sock.masked:
+        if sock.is_enabled == "masked-runtime":
+            return Finding("fail", expected, "masked-runtime", "masked in /run only: lost at reboot", evidence)
+        if sock.active:
+            return Finding("fail", expected, "masked but still active", "masked but not stopped", evidence)
+        return Finding("pass", expected, "masked", "sshd.socket is masked and inactive", evidence)
+    observed = ", ".join(listen) or "no Listen entries"
+    note = ""
+    if sock.get("FragmentPath") == UNIT_PATH:
+        note = "; note: a full copy in /etc hides vendor fixes (TriggerLimitBurst=0)"
+    if policy == "disabled":
+        return Finding("fail", expected, observed, f"sshd.socket is not masked{note}", evidence)
+    wildcard = [e for e in listen if is_wildcard_listen(e)]
+    if wildcard:
+        return Finding("fail", expected, observed, f"listens on all interfaces: {', '.join(wildcard)}{note}",
+                       evidence)
+    outside = [e for e in listen if e not in allowed]
+    if outside:
+        return Finding("fail", expected, observed, f"listen entries outside policy: {', '.join(outside)}",
+                       evidence)
+    if live_wild and sock.active:
+        return Finding("fail", expected, observed + f" (live: {', '.join(live_wild)})",
+                       "configured correctly but the live socket still listens on all interfaces "
+                       "(restart of sshd.socket pending)", evidence)
+    return Finding("pass", expected, observed, f"sshd.socket listens only on policy addresses{note}", evidence)
+
+
+def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
+    policy = str(params.get("policy", "restricted"))
+    sock = facts.unit("sshd.socket")
+    rollback_post = ("systemctl daemon-reload", "systemctl restart sshd.socket")
+    if policy == "disabled":
+        current = facts.file(UNIT_PATH)
+        if current.kind == "link" and current.target == "/dev/null":
+            steps: list[Any] = []
+        else:
+            steps = []
+            if current.exists:
+                steps.append(Remove(UNIT_PATH, old=current.kind))
+            steps.append(Symlink(UNIT_PATH, "/dev/null", old=current.kind))
+        post = ("systemctl daemon-reload", "systemctl stop sshd.socket") if steps or sock.active else ()
+        return Plan(
+            steps=tuple(steps),
+            post=post,
+            rollback_post=rollback_post,
+            lockout="masking sshd.socket stops every new SSH login, including this tool's",
+            deadman=True,
+        )
+    if policy != "restricted":
+        return Plan(blocked=f"unknown sshd_socket.policy {policy!r} (use 'restricted' or 'disabled')")
+    allowed = allowed_listen(params)
+    unresolved = [a for a in allowed if "{" in a]
+    if not allowed or unresolved:
+        return Plan(blocked="sshd_socket.listen must name the addresses to keep, e.g. ['10.0.0.5:22']")
+    if any(is_wildcard_listen(a) for a in allowed):
+        return Plan(blocked=f"sshd_socket.listen contains a wildcard: {', '.join(allowed)}")
+    content = "[Socket]\nListenStream=\n" + "".join(f"ListenStream={a}\n" for a in allowed) + "FreeBind=true\n"
+    steps = write_if_changed(facts, DROPIN, content)
+    needs_restart = bool(steps) or check(facts, params).status == "fail"
+    lockout = ""
+    address = str(params.get("address", ""))
+    if address and not any(a.rpartition(":")[0].strip("[]") == address for a in allowed):
+        lockout = f"the new listen list {', '.join(allowed)} does not include {address}, the address used now"
+    return Plan(
+        steps=tuple(steps),
+        post=("systemctl daemon-reload", "systemctl restart sshd.socket") if needs_restart else (),
+        rollback_post=rollback_post,
+        lockout=lockout,
+        deadman=True,
+    )
