@@ -255,7 +255,7 @@ def is_wildcard_listen(entry: str) -> bool:
         return True
     host, _, _port = entry.rpartition(":")
     host = host.strip("[]")
-    return host in ("", "::", "0.0.0.0", "*")
+    return host in ("", "::", "0.0.0.0", "*")  # noqa: S104 (detecting, not binding)
 
 
 def listen_port(entry: str) -> str:

@@ -1,7 +1,7 @@
 """The probe: one POSIX-sh script per host that prints every fact the selected controls need.
 
 Gather once, evaluate many. Each probe item is a named shell command; the script runs them all in one SSH
-round trip (as root through one `sudo -n`), and frames each output as `@@ <name> <rc>` followed by one line of
+round trip (as root through one `sudo -n`), and frames each output as `@@ <rc> <name>` followed by one line of
 base64. Base64 framing means no output (ANSI escapes, NULs, a file that contains `@@`) can forge another item.
 The script needs only sh, coreutils and systemctl: CoreOS has no Python.
 """
@@ -39,8 +39,11 @@ _PRELUDE = r"""
 export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_PAGER= SYSTEMD_COLORS=0
 T=$(mktemp 2>/dev/null || echo /tmp/hardnir-probe.$$)
 trap 'rm -f "$T"' EXIT
-_b64() { base64 -w0 2>/dev/null || base64 | tr -d '\n'; }
-_p() { ( eval "$2" ) </dev/null >"$T" 2>&1; _rc=$?; printf '@@ %s %s\n' "$1" "$_rc"; head -c %(cap)d "$T" | _b64; echo; }
+_b64() { base64 -w0; }
+_p() {
+  ( eval "$2" ) </dev/null >"$T" 2>&1; _rc=$?
+  printf '@@ %s %s\n' "$_rc" "$1"; head -c %(cap)d "$T" | _b64; echo
+}
 """
 
 UNIT_CMD = "systemctl show {props} {unit}; printf 'IsEnabled=%s\\n' \"$(systemctl is-enabled {unit} 2>&1)\""
@@ -110,7 +113,7 @@ def build_script(items: Iterable[tuple[str, str]]) -> str:
     """The probe script for these items (duplicates removed, common items first)."""
     unique: dict[str, str] = dict(COMMON_ITEMS)
     for name, command in items:
-        unique.setdefault(name, command)
+        unique.setdefault(name.replace("\n", "?"), command)
     lines = [_PRELUDE.replace("%(cap)d", str(ITEM_MAX_BYTES))]
     for name, command in unique.items():
         lines.append(f"_p {shlex.quote(name)} {shlex.quote(command)}")
@@ -140,8 +143,8 @@ def parse_output(output: str) -> dict[str, Item]:
         i += 1
         if not line.startswith("@@ "):
             continue
-        parts = line.split(" ")
-        if len(parts) != 3 or not parts[2].lstrip("-").isdigit() or len(parts[2]) > 6:
+        rc, _, name = line[3:].partition(" ")
+        if not name or not rc.lstrip("-").isdigit() or len(rc) > 6:
             continue
         payload = lines[i] if i < len(lines) else ""
         i += 1
@@ -149,7 +152,7 @@ def parse_output(output: str) -> dict[str, Item]:
             raw = base64.b64decode(payload.strip(), validate=True)
         except (binascii.Error, ValueError):
             raw = b""
-        items[parts[1]] = Item(rc=int(parts[2]), text=raw.decode("utf-8", "replace"))
+        items[name] = Item(rc=int(rc), text=raw.decode("utf-8", "replace"))
     if not items and output.strip():
         raise ProbeParseError("probe output has no items (not a hardnir probe, or truncated)")
     return items

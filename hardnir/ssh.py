@@ -296,8 +296,9 @@ class HardnirConnection:
         self.jump_endpoint: Endpoint | None = None
 
     @property
-    def connection(self) -> paramiko.Transport | None:
-        return self.transport
+    def connection(self) -> HardnirConnection:
+        """Nornir's `host.get_connection()` returns this: the plugin itself, with `run()`."""
+        return self
 
     def open(
         self,

@@ -72,11 +72,10 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
         return Finding("fail", expected, observed, "the docker socket is world-writable", evidence)
     if sock.user_writable:
         return Finding("fail", expected, observed, f"{user} can write {sock.path} (root-equivalent)", evidence)
-    if not sock.present and unit.get("SocketGroup") not in ("", "root"):
-        if in_group and unit.get("SocketGroup") == "docker":
-            return Finding("fail", expected, observed,
-                           f"socket not live now, but systemd will create it for group docker, which {user} is in",
-                           evidence)
+    if not sock.present and in_group and unit.get("SocketGroup") == "docker":
+        return Finding("fail", expected, observed,
+                       f"socket not live now, but systemd will create it for group docker, which {user} is in",
+                       evidence)
     note = "; still in docker group, harmless while the socket is root-only" if in_group else ""
     return Finding("pass", expected, observed, f"{user} cannot reach the docker socket{note}", evidence)
 

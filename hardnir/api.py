@@ -1,0 +1,281 @@
+"""The Python API: run a runbook over an inventory, write the run directory, return the DataFrame.
+
+`audit`, `remediate` and `rollback` return a pandas DataFrame (one row per host x control x phase) with the run
+directory in `df.attrs["run_dir"]` and the exit code in `df.attrs["exit_code"]`. `execute` is the same with the
+rows and metadata, for the CLI.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hardnir import __version__
+from hardnir.control import select
+from hardnir.engine import RunContext, today
+from hardnir.inventory import as_list, digest, filter_hosts, host_groups, init_nornir, secrets_of
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from hardnir.waivers import Waiver
+
+EXIT_OK = 0
+EXIT_NONCOMPLIANT = 1
+EXIT_USAGE = 2
+EXIT_FIX_FAILED = 3
+EXIT_UNREACHABLE = 4
+
+
+@dataclass
+class RunOutcome:
+    rows: list[dict[str, Any]]
+    meta: dict[str, Any]
+    run_dir: Path
+    exit_code: int
+    notes: list[str] = field(default_factory=list)
+
+    def frame(self) -> pd.DataFrame:
+        from hardnir.results import to_frame
+
+        df = to_frame(self.rows)
+        df.attrs["run_dir"] = str(self.run_dir)
+        df.attrs["exit_code"] = self.exit_code
+        return df
+
+
+def new_run_id(runbook: str) -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{runbook}-{secrets.token_hex(3)}"
+
+
+def exit_code(rows: Iterable[Mapping[str, Any]]) -> int:
+    """4 unreachable/error, else 3 a fix or rollback failed, else 1 non-compliant, else 0."""
+    statuses = {str(r["status"]) for r in rows}
+    if "error" in statuses:
+        return EXIT_UNREACHABLE
+    if statuses & {"fix_failed", "rollback_failed"}:
+        return EXIT_FIX_FAILED
+    if statuses & {"fail", "blocked", "would_fix"}:
+        return EXIT_NONCOMPLIANT
+    return EXIT_OK
+
+
+def _waiver_lookup(waivers: Sequence[Waiver], groups: Mapping[str, Sequence[str]]) -> Callable[[str, str], str | None]:
+    day = today()
+
+    def lookup(host: str, control: str) -> str | None:
+        for w in waivers:
+            if w.control != control or (w.expires is not None and w.expires < day):
+                continue
+            if w.all_hosts or host in w.hosts or set(w.groups) & set(groups.get(host, ())):
+                return w.reason
+        return None
+
+    return lookup
+
+
+def execute(
+    runbook: str,
+    inventory: str | Path,
+    *,
+    controls: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    severity: str | Iterable[str] | None = None,
+    hosts: str | Iterable[str] | None = None,
+    groups: str | Iterable[str] | None = None,
+    workers: int | None = None,
+    waivers: str | Path | None = None,
+    out: str | Path | None = None,
+    dry_run: bool = False,
+    allow_lockout: bool = False,
+    wave_size: int | None = None,
+    max_fail_percent: float | None = None,
+    target_run: str | Path | None = None,
+    progress: Callable[[int], Any] | None = None,
+) -> RunOutcome:
+    """Run one runbook end to end. Raises ValueError subclasses (one-line messages) on bad input."""
+    from hardnir.results import write_run
+
+    inventory_dir = Path(inventory)
+    selected = select(controls, exclude, severity)
+    nr = init_nornir(inventory_dir, workers)
+    nr = filter_hosts(nr, as_list(hosts), as_list(groups))
+    host_names = list(nr.inventory.hosts)
+    groups_of = host_groups(nr)
+    loaded_waivers: list[Waiver] = []
+    if waivers:
+        from hardnir.control import catalogue
+        from hardnir.waivers import load_waivers
+
+        loaded_waivers = load_waivers(Path(waivers), list(catalogue()))
+    rollback_of = ""
+    if runbook == "rollback":
+        if target_run is None:
+            raise ValueError("rollback needs --run RUN_DIR (the remediation run to undo)")
+        from hardnir.results import read_meta
+
+        target_meta = read_meta(Path(target_run))
+        rollback_of = str(target_meta.get("run_id", ""))
+        if target_meta.get("runbook") != "remediate":
+            raise ValueError(f"{target_run}: not a remediation run (runbook {target_meta.get('runbook')!r})")
+        recorded = target_meta.get("controls")
+        if isinstance(recorded, Mapping) and not controls:
+            selected = [c for c in selected if c.id in recorded]
+    run_id = new_run_id(runbook)
+    started = datetime.now(UTC)
+    ticker = progress(len(host_names)) if progress else None
+    ctx = RunContext(
+        run_id=run_id,
+        runbook=runbook,
+        controls=selected,
+        dry_run=dry_run,
+        allow_lockout=allow_lockout,
+        waived=_waiver_lookup(loaded_waivers, groups_of),
+        on_host_done=(lambda host, rows: ticker.update(host, rows)) if ticker else (lambda host, rows: None),
+    )
+    notes: list[str] = []
+    t0 = time.monotonic()
+    try:
+        if runbook == "audit":
+            from runbooks.audit import audit_host
+
+            nr.run(task=audit_host, ctx=ctx)
+        elif runbook == "remediate":
+            notes += _run_waves(nr, ctx, host_names, wave_size, max_fail_percent)
+        elif runbook == "rollback":
+            from runbooks.rollback import rollback_host
+
+            nr.run(task=rollback_host, ctx=ctx, target_run=rollback_of)
+        else:
+            raise ValueError(f"unknown runbook {runbook!r}")
+    finally:
+        nr.close_connections(on_good=True, on_failed=True)
+        if ticker:
+            ticker.close()
+    phases = {"audit": ["check"], "remediate": ["check", "fix", "verify"], "rollback": ["rollback"]}[runbook]
+    rows: list[dict[str, Any]] = []
+    for host in host_names:
+        host_rows = ctx.rows_by_host.get(host)
+        if host_rows is None:
+            host_rows = ctx.error_rows(host, phases, "no result: the runner lost this host", time.time())
+        rows.extend(host_rows)
+    if loaded_waivers:
+        from hardnir.waivers import apply_waivers
+
+        rows = apply_waivers(rows, loaded_waivers, groups_of, today())
+    code = exit_code(rows)
+    meta: dict[str, Any] = {
+        "run_id": run_id,
+        "runbook": runbook,
+        "operator": os.environ.get("SUDO_USER") or getpass.getuser(),
+        "client_host": socket.gethostname(),
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "wall_time_s": round(time.monotonic() - t0, 3),
+        "hardnir_version": __version__,
+        "inventory": str(inventory_dir.resolve()),
+        "inventory_digest": digest(inventory_dir),
+        "hosts": host_names,
+        "controls": {c.id: c.meta.version for c in selected},
+        "options": {
+            "controls": as_list(controls) if controls else None,
+            "exclude": as_list(exclude) if exclude else None,
+            "severity": as_list(severity) if severity else None,
+            "hosts": as_list(hosts),
+            "groups": as_list(groups),
+            "workers": workers,
+            "waivers": str(waivers) if waivers else None,
+            "dry_run": dry_run,
+            "allow_lockout": allow_lockout,
+            "wave_size": wave_size,
+            "max_fail_percent": max_fail_percent,
+            "rollback_of": rollback_of or None,
+        },
+        "notes": notes,
+        "exit_code": code,
+    }
+    run_dir = Path(out) if out else Path("runs") / run_id
+    write_run(run_dir, rows, meta, secrets=secrets_of(nr))
+    return RunOutcome(rows, meta, run_dir, code, notes)
+
+
+def _host_failed(rows: Sequence[Mapping[str, Any]]) -> bool:
+    return any(r["status"] in ("error", "fix_failed") for r in rows)
+
+
+def _run_waves(nr: Any, ctx: RunContext, names: list[str], wave_size: int | None,
+               max_fail_percent: float | None) -> list[str]:
+    """Remediate in waves (the first is the canary); stop before the next wave once failures pass the limit."""
+    from runbooks.remediate import remediate_host
+
+    size = wave_size if wave_size and wave_size > 0 else len(names)
+    waves = [names[i:i + size] for i in range(0, len(names), size)]
+    notes: list[str] = []
+    stop_reason = ""
+    for number, wave in enumerate(waves, start=1):
+        if stop_reason:
+            now = time.time()
+            for host in wave:
+                ctx.record(host, ctx.error_rows(host, ["check", "fix", "verify"], stop_reason, now))
+            continue
+        members = set(wave)
+        nr.filter(filter_func=lambda h, m=members: h.name in m).run(task=remediate_host, ctx=ctx)
+        failed = [h for h in wave if _host_failed(ctx.rows_by_host.get(h, [{"status": "error"}]))]
+        percent = 100.0 * len(failed) / len(wave)
+        notes.append(f"wave {number}/{len(waves)}: {len(wave)} host(s), {len(failed)} failed ({percent:.0f}%)")
+        if max_fail_percent is not None and percent > max_fail_percent and number < len(waves):
+            stop_reason = (f"not run: remediation stopped after wave {number} because {percent:.0f}% of its hosts "
+                           f"failed (limit {max_fail_percent:g}%)")
+            notes.append(stop_reason)
+    return notes
+
+
+def audit(inventory: str | Path, **options: Any) -> pd.DataFrame:
+    """Read-only audit of the inventory; returns the run's DataFrame."""
+    return execute("audit", inventory, **options).frame()
+
+
+def remediate(inventory: str | Path, **options: Any) -> pd.DataFrame:
+    """check -> fix -> verify (pass dry_run=True to only plan); returns the run's DataFrame."""
+    return execute("remediate", inventory, **options).frame()
+
+
+def rollback(inventory: str | Path, run: str | Path, **options: Any) -> pd.DataFrame:
+    """Undo the remediation run in `run` (its run directory); returns the rollback run's DataFrame."""
+    return execute("rollback", inventory, target_run=run, **options).frame()
+
+
+def gather(inventory: str | Path, *, hosts: str | Iterable[str] | None = None,
+           controls: str | Iterable[str] | None = None) -> str:
+    """The raw probe items of each host as YAML (`{host: {item: {rc, text}}}`), e.g. to record test fixtures."""
+    import yaml
+    from nornir.core.exceptions import NornirSubTaskError
+    from nornir.core.task import Result, Task
+
+    from hardnir.engine import gather_facts, subtask_error
+
+    selected = select(controls)
+    nr = filter_hosts(init_nornir(Path(inventory)), as_list(hosts), None)
+    found: dict[str, Any] = {}
+
+    def collect(task: Task) -> Result:
+        try:
+            facts = task.run(task=gather_facts, controls=selected)[0].result
+            found[task.host.name] = {k: {"rc": v.rc, "text": v.text} for k, v in sorted(facts.items.items())}
+        except NornirSubTaskError as exc:
+            found[task.host.name] = {"error": subtask_error(exc)}
+        return Result(host=task.host)
+
+    try:
+        nr.run(task=collect)
+    finally:
+        nr.close_connections(on_good=True, on_failed=True)
+    return yaml.safe_dump(found, sort_keys=True, allow_unicode=True, width=1000)

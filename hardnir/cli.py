@@ -1,0 +1,190 @@
+"""The `hardnir` command line: a thin layer over `hardnir.api`, `hardnir.report` and `hardnir.lab`.
+
+Exit codes: 0 all compliant; 1 non-compliant findings (fail, blocked, would_fix); 2 usage, inventory, waiver or
+run-directory error; 3 a fix or rollback failed; 4 a host was unreachable or errored; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE = 2
+
+EPILOG = ("exit codes: 0 compliant, 1 non-compliant, 2 usage/inventory error, 3 fix failed, "
+          "4 unreachable host or error, 130 interrupted")
+
+
+def _selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--inventory", required=True, metavar="INVENTORY_DIR",
+                   help="Nornir SimpleInventory folder (hosts.yaml, groups.yaml, defaults.yaml)")
+    p.add_argument("--controls", metavar="IDS", help="comma-separated control ids (default: all)")
+    p.add_argument("--exclude", metavar="IDS", help="comma-separated control ids to leave out")
+    p.add_argument("--severity", metavar="LEVELS",
+                   help="minimum severity: low, medium, high or critical (lowest of a list wins)")
+    p.add_argument("--hosts", metavar="NAMES", help="comma-separated inventory host names")
+    p.add_argument("--groups", metavar="NAMES", help="comma-separated inventory group names")
+    p.add_argument("--workers", type=int, metavar="N", help="parallel hosts (default 50)")
+    p.add_argument("--waivers", metavar="FILE", help="YAML waiver file (see README)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/<run id>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hardnir",
+        description="Audit and harden fleets of CoreOS-family hosts over SSH, in parallel (CoreOS Hardening "
+        "Guide).",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("audit", help="read-only check of every selected control", epilog=EPILOG,
+                       description="Read-only: one probe per host, every selected control judged.")
+    _selection(p)
+
+    p = sub.add_parser("remediate", help="check -> fix -> verify (with --dry-run: show the exact changes)",
+                       epilog=EPILOG, description="Check, fix and re-check every selected control.")
+    _selection(p)
+    p.add_argument("--dry-run", action="store_true", help="change nothing; print every planned change")
+    p.add_argument("--allow-lockout", action="store_true",
+                   help="apply fixes that can cut off this tool's own SSH or sudo (sshd-socket, core-wheel)")
+    p.add_argument("--wave-size", type=int, metavar="N", help="remediate N hosts at a time (first wave = canary)")
+    p.add_argument("--max-fail-percent", type=float, metavar="P",
+                   help="stop before the next wave once more than P%% of a wave's hosts failed")
+
+    p = sub.add_parser("rollback", help="undo a remediation run", epilog=EPILOG,
+                       description="Undo what a remediation run changed, from the pre-state it recorded.")
+    p.add_argument("-i", "--inventory", required=True, metavar="INVENTORY_DIR", help="inventory folder")
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="the remediation run directory to undo")
+    p.add_argument("--hosts", metavar="NAMES", help="only these hosts")
+    p.add_argument("--controls", metavar="IDS", help="only these controls")
+    p.add_argument("--workers", type=int, metavar="N", help="parallel hosts (default 50)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/<run id>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("report", help="summary of a run; with several runs, what changed between them",
+                       description="Per-control and per-host compliance of a run, or the drift between runs.")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="one or more run directories, oldest first")
+
+    p = sub.add_parser("facts", help="print the raw facts the probe gathers from hosts (YAML), for debugging",
+                       description="Run the probe for the selected controls and print every fact as YAML.")
+    p.add_argument("-i", "--inventory", required=True, metavar="INVENTORY_DIR", help="inventory folder")
+    p.add_argument("--hosts", metavar="NAMES", help="comma-separated inventory host names")
+    p.add_argument("--controls", metavar="IDS", help="comma-separated control ids (default: all)")
+
+    sub.add_parser("controls", help="list the controls (id, severity, guide section, title)",
+                   description="List every control of the catalogue.")
+
+    p = sub.add_parser("lab", help="the local CoreOS-like lab: up, down, status (needs root)",
+                       description="Boot, inspect or remove the systemd-nspawn lab.", add_help=False)
+    p.add_argument("lab_args", nargs=argparse.REMAINDER, help="up [--hosts N] [--seed S] | down | status")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print("hardnir: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        print(f"hardnir: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.version:
+        from hardnir import __version__
+
+        print(__version__)
+        return 0
+    if args.command is None:
+        build_parser().print_help()
+        return EXIT_USAGE
+    if args.command == "lab":
+        from hardnir.lab.cli import main as lab_main
+
+        return lab_main(list(args.lab_args))
+    if args.command == "controls":
+        from hardnir.control import catalogue
+
+        for c in catalogue().values():
+            print(f"{c.id:<20} {c.meta.severity:<9} {c.meta.section:<45} {c.meta.title}")
+        return 0
+    if args.command == "facts":
+        from hardnir.api import gather
+
+        print(gather(args.inventory, hosts=args.hosts, controls=args.controls), end="")
+        return 0
+    if args.command == "report":
+        return _report([Path(p) for p in args.runs])
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hardnir import api
+    from hardnir.progress import factory
+    from hardnir.report import summary_table
+
+    options: dict[str, Any] = {
+        "controls": args.controls,
+        "hosts": args.hosts,
+        "workers": args.workers,
+        "out": args.out,
+        "progress": None if args.quiet else factory(args.command),
+    }
+    if args.command in ("audit", "remediate"):
+        options.update(exclude=args.exclude, severity=args.severity, groups=args.groups, waivers=args.waivers)
+    if args.command == "remediate":
+        options.update(dry_run=args.dry_run, allow_lockout=args.allow_lockout, wave_size=args.wave_size,
+                       max_fail_percent=args.max_fail_percent)
+    if args.command == "rollback":
+        options["target_run"] = args.run
+    outcome = api.execute(args.command, args.inventory, **options)
+    if args.command == "remediate" and args.dry_run:
+        _print_plans(outcome.rows)
+    print(summary_table(outcome.frame()))
+    for note in outcome.notes:
+        print(note)
+    print(f"run directory: {outcome.run_dir}  (results.csv, results.parquet, run.json)")
+    print(f"exit code: {outcome.exit_code}")
+    return outcome.exit_code
+
+
+def _print_plans(rows: Sequence[dict[str, Any]]) -> None:
+    import json
+
+    for row in rows:
+        if row["phase"] == "fix" and row["status"] == "would_fix":
+            try:
+                plan = json.loads(str(row["evidence"])).get("plan", "")
+            except ValueError:
+                plan = ""
+            print(f"--- {row['host']} {row['control']}: would change")
+            print(plan.rstrip())
+
+
+def _report(paths: list[Path]) -> int:
+    from hardnir.drift import drift
+    from hardnir.report import drift_table, summary_table
+    from hardnir.results import read_run
+
+    frames = [read_run(p) for p in paths]
+    if len(frames) == 1:
+        print(summary_table(frames[0]))
+        return 0
+    for older, newer, a, b in zip(frames, frames[1:], paths, paths[1:], strict=False):
+        print(f"== {a} -> {b}")
+        print(drift_table(drift(older, newer)))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

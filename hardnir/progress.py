@@ -1,0 +1,61 @@
+"""A progress line on stderr for long runs: hosts done, failing, unreachable, elapsed time."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+
+class Progress:
+    def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
+        self.label = label
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.done = self.failing = self.unreachable = 0
+        self.started = time.monotonic()
+        self.lock = threading.Lock()
+        self.last_print = 0.0
+        self._print(force=True)
+
+    def update(self, host: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        with self.lock:
+            self.done += 1
+            statuses = {r["status"] for r in rows}
+            if "error" in statuses:
+                self.unreachable += 1
+            elif statuses & {"fail", "fix_failed", "blocked", "rollback_failed"}:
+                self.failing += 1
+            self._print()
+
+    def _line(self) -> str:
+        width = 24
+        filled = int(width * self.done / self.total) if self.total else width
+        bar = "#" * filled + "." * (width - filled)
+        return (f"{self.label} [{bar}] {self.done}/{self.total} hosts  failing {self.failing}  "
+                f"unreachable/error {self.unreachable}  {time.monotonic() - self.started:.1f}s")
+
+    def _print(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.tty:
+            if force or now - self.last_print > 0.1 or self.done == self.total:
+                self.stream.write("\r" + self._line())
+                self.stream.flush()
+                self.last_print = now
+        elif force or now - self.last_print > 5 or self.done == self.total:
+            self.stream.write(self._line() + "\n")
+            self.stream.flush()
+            self.last_print = now
+
+    def close(self) -> None:
+        with self.lock:
+            if self.tty:
+                self.stream.write("\r" + self._line() + "\n")
+                self.stream.flush()
+
+
+def factory(label: str, stream: TextIO | None = None) -> Any:
+    return lambda total: Progress(label, total, stream)

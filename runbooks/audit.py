@@ -1,0 +1,27 @@
+"""audit: read-only. One probe per host, then every selected control judged on the gathered facts."""
+
+from __future__ import annotations
+
+import time
+
+from nornir.core.exceptions import NornirSubTaskError
+from nornir.core.task import Result, Task
+
+from hardnir.engine import RunContext, check_control, connection, gather_facts, subtask_error
+
+
+def audit_host(task: Task, ctx: RunContext) -> Result:
+    started = time.time()
+    try:
+        facts = task.run(task=gather_facts, controls=ctx.controls)[0].result
+    except NornirSubTaskError as exc:
+        rows = ctx.error_rows(task.host.name, ["check"], subtask_error(exc), started)
+        ctx.record(task.host.name, rows)
+        return Result(host=task.host, result=rows)
+    fingerprint = connection(task).host_key_fingerprint
+    rows = []
+    for control in ctx.controls:
+        finding = task.run(task=check_control, control=control, facts=facts)[0].result
+        rows.append(ctx.finding_row(task.host.name, control, "check", finding, started, fingerprint))
+    ctx.record(task.host.name, rows)
+    return Result(host=task.host, result=rows)

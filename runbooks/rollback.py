@@ -1,0 +1,38 @@
+"""rollback: undo what a remediation run changed, using the pre-state and backups it recorded on each host.
+
+Controls are undone in reverse fix order (sshd first, etcd last: clients go back before the server). A control
+that the run did not change reports `unchanged`; a second rollback also reports `unchanged`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from nornir.core.exceptions import NornirSubTaskError
+from nornir.core.task import Result, Task
+
+from hardnir.engine import RunContext, connection, gather_login, rollback_control, subtask_error
+
+
+def rollback_host(task: Task, ctx: RunContext, target_run: str) -> Result:
+    started = time.time()
+    host = task.host.name
+    try:
+        task.run(task=gather_login)
+    except NornirSubTaskError as exc:
+        rows = ctx.error_rows(host, ["rollback"], subtask_error(exc), started)
+        ctx.record(host, rows)
+        return Result(host=task.host, result=rows)
+    fingerprint = connection(task).host_key_fingerprint
+    rows = []
+    for control in reversed(list(ctx.controls)):
+        t0 = time.time()
+        try:
+            outcome = task.run(task=rollback_control, control=control, run_id=target_run)[0].result
+            rows.append(ctx.row(host, control, "rollback", outcome.status, t0, changed=outcome.changed,
+                                message=outcome.message, fingerprint=fingerprint))
+        except NornirSubTaskError as exc:
+            rows.append(ctx.row(host, control, "rollback", "error", t0, message=subtask_error(exc),
+                                fingerprint=fingerprint))
+    ctx.record(host, rows)
+    return Result(host=task.host, result=rows)
