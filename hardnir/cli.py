@@ -1,7 +1,8 @@
 """The `hardnir` command line: a thin layer over `hardnir.api`, `hardnir.report` and `hardnir.lab`.
 
 Exit codes: 0 all compliant; 1 non-compliant findings (fail, blocked, would_fix); 2 usage, inventory, waiver or
-run-directory error; 3 a fix or rollback failed; 4 a host was unreachable or errored; 130 interrupted.
+run-directory error; 3 a fix or rollback failed; 4 a host was unreachable or errored; 70 internal error (a bug);
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 EXIT_USAGE = 2
 
 EPILOG = ("exit codes: 0 compliant, 1 non-compliant, 2 usage/inventory error, 3 fix failed, "
-          "4 unreachable host or error, 130 interrupted")
+          "4 unreachable host or error, 70 internal error, 130 interrupted")
 
 
 def _selection(p: argparse.ArgumentParser) -> None:
@@ -93,7 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hardnir: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError) as exc:
+    except Exception as exc:  # every error a user can cause is one line; bugs too, rather than a traceback
+        if not isinstance(exc, ValueError | OSError) and exc.__class__.__name__ not in ("RunDirError",):
+            print(f"hardnir: internal error: {exc.__class__.__name__}: {exc}".splitlines()[0], file=sys.stderr)
+            return 70
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         print(f"hardnir: error: {message}", file=sys.stderr)
         return EXIT_USAGE
