@@ -102,6 +102,8 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
 
 
 def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
+    if check(facts, params).status != "fail":
+        return Plan()
     user = _user(params)
     if not accounts.user_exists(facts, user):
         return Plan()

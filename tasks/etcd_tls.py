@@ -131,6 +131,8 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
 
 
 def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
+    if check(facts, params).status != "fail":
+        return Plan()
     unit = etcd.active_etcd_unit(facts)
     if unit is None:
         return Plan()

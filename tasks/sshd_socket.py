@@ -120,6 +120,8 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
 
 
 def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
+    if check(facts, params).status != "fail":
+        return Plan()
     policy = str(params.get("policy", "restricted"))
     sock = facts.unit("sshd.socket")
     rollback_post = ("systemctl daemon-reload", "systemctl restart sshd.socket")
