@@ -1,0 +1,94 @@
+"""Runbooks against hosts that cannot be reached (198.19.255.x has nothing behind it): every host still gets
+its rows, the run directory is complete, waves stop on the failure threshold, and no secret is written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hardnir import api
+from hardnir.control import catalogue
+
+SECRET = "hunter2-S3cr3t!"
+SUDO_SECRET = "sudo-Pa55-xyz"
+
+
+def inventory(root: Path, hosts: int = 3) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "hosts.yaml").write_text(
+        "".join(f"dead-{i}:\n  hostname: 198.19.255.{200 + i}\n  groups: [edge]\n" for i in range(1, hosts + 1))
+    )
+    (root / "groups.yaml").write_text("edge: {}\n")
+    (root / "defaults.yaml").write_text(
+        f"username: core\npassword: {SECRET}\nconnection_options:\n  hardnir:\n    extras:\n"
+        "      connect_timeout: 2\n      sudo_password_env: HARDNIR_TEST_SUDO\n"
+        f"      known_hosts: {root / 'known_hosts'}\n"
+    )
+    return root
+
+
+@pytest.fixture(autouse=True)
+def sudo_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARDNIR_TEST_SUDO", SUDO_SECRET)
+
+
+def test_audit_of_unreachable_hosts_gives_error_rows(tmp_path: Path) -> None:
+    inv = inventory(tmp_path / "inv")
+    outcome = api.execute("audit", inv, out=tmp_path / "run")
+    assert len(outcome.rows) == 3 * len(catalogue())
+    assert {r["status"] for r in outcome.rows} == {"error"}
+    assert all("198.19.255." in str(r["message"]) for r in outcome.rows)
+    assert outcome.exit_code == api.EXIT_UNREACHABLE
+    for name in ("results.csv", "results.parquet", "run.json"):
+        assert (tmp_path / "run" / name).exists()
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["runbook"] == "audit" and meta["inventory_digest"].startswith("sha256:")
+    assert set(meta["controls"]) == set(catalogue())
+
+
+def test_remediate_rows_cover_every_phase(tmp_path: Path) -> None:
+    inv = inventory(tmp_path / "inv", hosts=2)
+    outcome = api.execute("remediate", inv, controls="core-docker,fleet-socket", out=tmp_path / "run")
+    phases = sorted((r["host"], r["control"], r["phase"]) for r in outcome.rows)
+    assert len(phases) == len(set(phases)) == 2 * 2 * 3
+
+
+def test_waves_stop_after_the_failure_threshold(tmp_path: Path) -> None:
+    inv = inventory(tmp_path / "inv", hosts=4)
+    outcome = api.execute("remediate", inv, controls="core-docker", wave_size=1, max_fail_percent=50,
+                          out=tmp_path / "run")
+    by_host = {r["host"]: r for r in outcome.rows if r["phase"] == "fix"}
+    assert len(by_host) == 4
+    assert "unreachable" in str(by_host["dead-1"]["message"]) or "timed out" in str(by_host["dead-1"]["message"])
+    for host in ("dead-2", "dead-3", "dead-4"):
+        assert "stopped after wave 1" in str(by_host[host]["message"])
+    assert any("stopped after wave 1" in n for n in outcome.notes)
+
+
+def test_no_secret_in_any_artefact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hardnir.cli import main
+
+    inv = inventory(tmp_path / "inv")
+    code = main(["audit", "-i", str(inv), "--out", str(tmp_path / "run")])
+    assert code == api.EXIT_UNREACHABLE
+    captured = capsys.readouterr()
+    blobs = [captured.out, captured.err] + [p.read_bytes().decode("utf-8", "replace")
+                                            for p in (tmp_path / "run").iterdir()]
+    for blob in blobs:
+        assert SECRET not in blob
+        assert SUDO_SECRET not in blob
+
+
+def test_python_api_returns_a_dataframe(tmp_path: Path) -> None:
+    import hardnir
+
+    df = hardnir.audit(inventory(tmp_path / "inv", hosts=1), controls="sshd-socket", out=tmp_path / "run")
+    assert list(df.columns[:14]) == [
+        "run_id", "runbook", "host", "control", "phase", "status", "severity", "changed", "expected",
+        "observed", "message", "evidence", "started_at", "duration_s",
+    ]
+    assert df.attrs["exit_code"] == 4
+    back = hardnir.read_run(tmp_path / "run")
+    assert back[["host", "control", "status"]].equals(df[["host", "control", "status"]])
