@@ -107,6 +107,9 @@ def client_tls_problems(urls: str, ca: str, cert: str, key: str, who: str) -> li
     plain = [u for u in split_urls(urls) if u.startswith("http://")]
     if plain:
         problems.append(f"{who} talks to etcd over plain http ({', '.join(plain)})")
+    odd = [u for u in split_urls(urls) if not u.startswith(("http://", "https://"))]
+    if odd:
+        problems.append(f"{who} has etcd endpoints that are not https URLs ({', '.join(odd)})")
     if any(u.startswith("https://") for u in split_urls(urls)):
         missing = [n for n, v in (("CA file", ca), ("certificate", cert), ("key", key)) if not v]
         if missing:

@@ -33,10 +33,11 @@ META = ControlMeta(
 )
 
 DEFAULTS: Mapping[str, Any] = {"user": "core"}
+# Vendor files that mention rkt, and every /etc or /run override (an override of the same name hides them).
 SYSUSERS_CMD = (
-    "for f in /usr/lib/sysusers.d/*.conf /etc/sysusers.d/*.conf; do [ -f \"$f\" ] || continue; "
-    "if grep -qE '^m[[:space:]]+[^[:space:]]+[[:space:]]+rkt' \"$f\"; then printf '## %s\\n' \"$f\"; cat \"$f\"; "
-    "fi; done; true"
+    "for f in /usr/lib/sysusers.d/*.conf /run/sysusers.d/*.conf /etc/sysusers.d/*.conf; do "
+    "[ -f \"$f\" ] || continue; case $f in /usr/*) grep -q rkt \"$f\" || continue;; esac; "
+    "printf '## %s\\n' \"$f\"; head -c 8192 \"$f\"; [ -n \"$(tail -c1 \"$f\")\" ] && echo; done; true"
 )
 
 
@@ -66,7 +67,7 @@ def readding_files(facts: Facts, user: str) -> list[str]:
     active = []
     for path, content in files.items():
         name = path.rsplit("/", 1)[-1]
-        if path.startswith("/usr/lib/") and f"/etc/sysusers.d/{name}" in files:
+        if path.startswith("/usr/lib/") and ({f"/etc/sysusers.d/{name}", f"/run/sysusers.d/{name}"} & set(files)):
             continue
         if any(_member_line(user).match(line) for line in content.splitlines()):
             active.append(path)

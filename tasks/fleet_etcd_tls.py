@@ -71,9 +71,7 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
     values, source = settings(facts)
     problems = etcd.client_tls_problems(values["servers"], values["ca"], values["cert"], values["key"], "fleet")
     evidence = {"source": source, **values, "drop_ins": unit.drop_ins}
-    observed = f"servers {values['servers']}" + (
-        f"; ca {values['ca']}" if values["ca"] else "; no CA"
-    )
+    observed = f"{values['servers']} (CA {values['ca'] or 'none'})"
     if problems:
         return Finding("fail", EXPECTED, observed, "; ".join(problems), evidence)
     return Finding("pass", EXPECTED, observed, f"fleet uses https with a client certificate ({source})", evidence)

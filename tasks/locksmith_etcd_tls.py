@@ -76,7 +76,7 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
         "strategy": strategy or "(default)",
         "update_conf_overrides": overriding,
     }
-    observed = f"endpoint {endpoint}" + (f"; ca {ca}" if ca else "; no CA")
+    observed = f"{endpoint} (CA {ca or 'none'})"
     if problems:
         return Finding("fail", EXPECTED, observed, "; ".join(problems), evidence)
     return Finding("pass", EXPECTED, observed, f"locksmithd uses https with a client certificate ({source})",

@@ -7,6 +7,8 @@ one up and leaves it running for the next session). Needs root; skipped otherwis
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -41,10 +43,22 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabInfo]:
     else:
         inventory = tmp_path_factory.mktemp("lab-inventory")
     hosts = int(os.environ.get("HARDNIR_TEST_HOSTS", "12"))
-    lab_info = up(hosts=hosts, seed=TEST_SEED, inventory_dir=inventory, dead_hosts=1)
-    yield lab_info
-    if not _reuse():
-        down()
+    with _lab_lock():
+        lab_info = up(hosts=hosts, seed=TEST_SEED, inventory_dir=inventory, dead_hosts=1)
+        yield lab_info
+        if not _reuse():
+            down()
+
+
+@contextlib.contextmanager
+def _lab_lock() -> Iterator[None]:
+    """One lab per machine: every user of it (tests, benchmarks) holds this lock while it runs."""
+    with open("/var/lock/hardnir-lab.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class SSH:

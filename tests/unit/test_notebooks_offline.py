@@ -1,0 +1,381 @@
+"""The three notebooks, executed with nbclient on a synthetic fleet (no lab, no SSH).
+
+The run directories are built here with :func:`hardnir.results.make_row` and :func:`hardnir.results.write_run`:
+a 4-host fleet with every check status (one waived row, one failing on an expired waiver, one unreachable host),
+a remediation in two waves (fixed, unchanged, fix_failed, blocked, error) and a later audit where two fixes were
+undone. Each notebook gets its parameters injected in a cell after its ``parameters`` cell (papermill style)
+and writes small JSON/CSV/PNG outputs, which are compared with the library computed here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import nbformat
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+from hardnir.analysis import (
+    SEVERITY_WEIGHTS,
+    auditor_csv,
+    compliance_trend,
+    fix_outcomes,
+    needs_human,
+    weighted_score,
+)
+from hardnir.control import catalogue
+from hardnir.drift import drift, flapping, time_to_fix
+from hardnir.results import compliance, final_status, load_runs, make_row, read_run, write_run
+from hardnir.schema import COLUMNS
+from hardnir.waivers import Waiver, apply_waivers
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# nbformat's functions are untyped; give them the types used here
+read_nb = cast(Callable[..., nbformat.NotebookNode], nbformat.read)
+write_nb = cast(Callable[..., None], nbformat.write)
+new_code_cell = cast(Callable[[str], nbformat.NotebookNode], nbformat.v4.new_code_cell)
+
+HOSTS = ("node-01", "node-02", "node-03", "node-04")
+CONTROLS = ("fleet-socket", "core-docker", "core-rkt", "sshd-socket")
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+TODAY = date.today()
+
+
+# ------------------------------------------------------------------------------------------ notebook runner
+
+
+def inject_parameters(nb: nbformat.NotebookNode, params: Mapping[str, object]) -> nbformat.NotebookNode:
+    """Insert a cell assigning ``params`` right after the cell tagged ``parameters`` (papermill convention)."""
+    source = "# injected by the test\n" + "\n".join(f"{k} = {v!r}" for k, v in params.items())
+    cell = new_code_cell(source)
+    cell.metadata["tags"] = ["injected-parameters"]
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+    nb.cells.insert(index + 1, cell)
+    return nb
+
+
+def run_notebook(name: str, params: Mapping[str, object], cwd: Path) -> nbformat.NotebookNode:
+    """Execute ``notebooks/<name>`` with ``params``; the executed copy is saved beside the outputs."""
+    nb = inject_parameters(read_nb(NOTEBOOKS / name, as_version=4), params)
+    env = dict(os.environ, MPLBACKEND="Agg")
+    client = NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(cwd)}})
+    client.execute(env=env)
+    write_nb(nb, cwd / f"executed-{name}")
+    return nb
+
+
+def assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, f"{path} is not a PNG"
+    assert len(data) > 5000, f"{path} is suspiciously small ({len(data)} bytes)"
+
+
+def records(frame: pd.DataFrame, key: str) -> dict[str, dict[str, Any]]:
+    """A compliance table as {key: {column: value}} with plain Python values, NaN as None."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in frame.to_dict("records"):
+        out[str(row[key])] = {
+            str(k): (None if isinstance(v, float) and v != v else (str(v) if k == "severity" else v))
+            for k, v in row.items()
+            if k != key
+        }
+    return out
+
+
+def close(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key].keys() == b[key].keys(), key
+        for col, value in a[key].items():
+            other = b[key][col]
+            if isinstance(value, float) and isinstance(other, float):
+                assert value == pytest.approx(other), (key, col)
+            else:
+                assert value == other, (key, col)
+
+
+# ------------------------------------------------------------------------------------------ synthetic fleet
+
+
+def severity(control: str) -> str:
+    return str(catalogue()[control].meta.severity)
+
+
+@dataclass
+class Fleet:
+    audit: Path
+    remediate: Path
+    after: Path
+    waivers: Path
+
+
+WAIVERS = [
+    Waiver("core-docker", ("node-02",), (), False, "CI runner needs docker", "j.doe", TODAY + timedelta(days=10)),
+    Waiver("core-docker", ("node-03",), (), False, "old exception", "a.smith", TODAY - timedelta(days=3)),
+    Waiver("sshd-socket", (), ("bastion",), False, "bastion listens everywhere", None, None),
+]
+
+WAIVER_YAML = f"""\
+waivers:
+  - control: core-docker
+    hosts: [node-02]
+    reason: CI runner needs docker
+    approver: j.doe
+    expires: {(TODAY + timedelta(days=10)).isoformat()}
+  - control: core-docker
+    hosts: [node-03]
+    reason: old exception
+    approver: a.smith
+    expires: {(TODAY - timedelta(days=3)).isoformat()}
+  - control: sshd-socket
+    groups: [bastion]
+    reason: bastion listens everywhere
+"""
+
+AUDIT = {
+    "node-01": {"fleet-socket": "fail", "core-docker": "pass", "core-rkt": "fail", "sshd-socket": "pass"},
+    "node-02": {"fleet-socket": "fail", "core-docker": "fail", "core-rkt": "not_applicable", "sshd-socket": "pass"},
+    "node-03": {"fleet-socket": "pass", "core-docker": "fail", "core-rkt": "fail", "sshd-socket": "fail"},
+    "node-04": dict.fromkeys(CONTROLS, "error"),
+}
+
+# host -> control -> (fix status, verify status, fix message)
+REMEDIATE = {
+    "node-01": {
+        "fleet-socket": ("fixed", "pass", "applied"),
+        "core-docker": ("unchanged", "pass", "already compliant"),
+        "core-rkt": ("fixed", "pass", "applied"),
+        "sshd-socket": ("unchanged", "pass", "already compliant"),
+    },
+    "node-02": {
+        "fleet-socket": ("fix_failed", "fail", "fix failed and was undone, host left in its original state: boom"),
+        "core-docker": ("unchanged", "fail", "not fixed: waived (CI runner needs docker)"),
+        "core-rkt": ("unchanged", "not_applicable", "not applicable"),
+        "sshd-socket": ("unchanged", "pass", "already compliant"),
+    },
+    "node-03": {
+        "fleet-socket": ("unchanged", "pass", "already compliant"),
+        "core-docker": ("blocked", "fail", "lockout guard: core could lose access; no fallback admin path"),
+        "core-rkt": ("fixed", "pass", "applied"),
+        "sshd-socket": ("fixed", "pass", "applied"),
+    },
+    "node-04": dict.fromkeys(CONTROLS, ("error", "error", "not fixed: the check could not run")),
+}
+
+AFTER = {
+    "node-01": {"fleet-socket": "fail", "core-docker": "pass", "core-rkt": "pass", "sshd-socket": "pass"},
+    "node-02": {"fleet-socket": "fail", "core-docker": "fail", "core-rkt": "not_applicable", "sshd-socket": "pass"},
+    "node-03": {"fleet-socket": "pass", "core-docker": "fail", "core-rkt": "fail", "sshd-socket": "pass"},
+    "node-04": {"fleet-socket": "fail", "core-docker": "pass", "core-rkt": "pass", "sshd-socket": "pass"},
+}
+
+
+def row(run_id: str, runbook: str, host: str, control: str, phase: str, status: str, at: datetime,
+        duration: float, message: str = "", changed: bool = False) -> dict[str, object]:
+    evidence = {"live_socket": {"mode": "0666" if status == "fail" else "0600"}, "host": host}
+    if status == "error":
+        message = message or "ssh: connection refused"
+        evidence = {}
+    return make_row(
+        run_id=run_id, runbook=runbook, host=host, control=control, phase=phase, status=status,
+        severity=severity(control), changed=changed, expected="root-only" if phase != "fix" else "",
+        observed="0666" if status == "fail" else "0600", message=message or f"{control} is {status}",
+        evidence=evidence, started_at=at, duration_s=duration, host_key=f"SHA256:{host}",
+    )
+
+
+def audit_rows(run_id: str, start: datetime, states: Mapping[str, Mapping[str, str]]) -> list[dict[str, object]]:
+    rows = []
+    for n, host in enumerate(HOSTS):
+        at = start + timedelta(seconds=n)
+        rows += [row(run_id, "audit", host, c, "check", states[host][c], at, 1.5 + 0.1 * i)
+                 for i, c in enumerate(CONTROLS)]
+    return rows
+
+
+def remediate_rows(run_id: str, start: datetime) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for n, host in enumerate(HOSTS):
+        at = start + timedelta(seconds=30 * (n // 2))  # wave 2 starts 30 s after wave 1
+        checks = [row(run_id, "remediate", host, c, "check", AUDIT[host][c], at, 2.0) for c in CONTROLS]
+        fixes, fix_at = [], at + timedelta(seconds=2)
+        for c in CONTROLS:
+            status, _, message = REMEDIATE[host][c]
+            step = 5.0 if status in ("fixed", "fix_failed") else 0.5
+            fixes.append(row(run_id, "remediate", host, c, "fix", status, fix_at, step + 3.0, message,
+                             changed=status == "fixed"))
+            fix_at += timedelta(seconds=step)
+        verify = [row(run_id, "remediate", host, c, "verify", REMEDIATE[host][c][1], fix_at, 1.0) for c in CONTROLS]
+        rows += checks + fixes + verify
+    return rows
+
+
+def write(path: Path, rows: list[dict[str, object]], runbook: str, run_id: str, start: datetime,
+          **meta: object) -> Path:
+    groups = {h: ("bastion",) if h == "node-04" else () for h in HOSTS}
+    waived = apply_waivers(rows, WAIVERS, groups, TODAY)
+    document = {"run_id": run_id, "runbook": runbook, "started_at": start.isoformat(), "hosts": list(HOSTS),
+                "controls": dict.fromkeys(CONTROLS, "1"), "operator": "tester", **meta}
+    write_run(path, waived, document)
+    return path
+
+
+def make_fleet(root: Path) -> Fleet:
+    audit = write(root / "audit", audit_rows("run-a", T0, AUDIT), "audit", "run-a", T0,
+                  options={"waivers": "waivers.yaml"}, notes=[])
+    start = T0 + timedelta(hours=1)
+    notes = ["wave 1/2: 2 host(s), 1 failed (50%)", "wave 2/2: 2 host(s), 1 failed (50%)"]
+    remediate = write(root / "remediate", remediate_rows("run-r", start), "remediate", "run-r", start,
+                      options={"wave_size": 2, "max_fail_percent": None, "dry_run": False}, notes=notes)
+    later = T0 + timedelta(days=1)
+    after = write(root / "audit-after", audit_rows("run-b", later, AFTER), "audit", "run-b", later,
+                  options={}, notes=[])
+    waivers = root / "waivers.yaml"
+    waivers.write_text(WAIVER_YAML, encoding="utf-8")
+    return Fleet(audit, remediate, after, waivers)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    return make_fleet(tmp_path_factory.mktemp("fleet"))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+    shutil.rmtree(tmp_path / "runs", ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------ tests
+
+
+def test_synthetic_fleet_has_every_status(fleet: Fleet) -> None:
+    audit = read_run(fleet.audit)
+    assert set(audit["status"].astype(object)) == {"pass", "fail", "not_applicable", "error", "waived"}
+    fixes = read_run(fleet.remediate)
+    assert set(fixes.loc[fixes["phase"] == "fix", "status"].astype(object)) == {
+        "fixed", "unchanged", "fix_failed", "blocked", "error"}
+
+
+def test_fleet_compliance(fleet: Fleet, workdir: Path) -> None:
+    out = workdir / "out"
+    run_notebook("fleet_compliance.ipynb",
+                 {"RUN_DIR": str(fleet.audit), "WAIVERS": str(fleet.waivers), "OUTPUT_DIR": str(out)}, workdir)
+    df = read_run(fleet.audit)
+    expected = compliance(df)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["run_id"] == "run-a"
+    close(summary["by_control"], records(expected["by_control"], "control"))
+    close(summary["by_host"], records(expected["by_host"], "host"))
+    final = final_status(df)
+    assert summary["weighted_score_pct"] == pytest.approx(weighted_score(final, SEVERITY_WEIGHTS))
+    # by hand: critical fleet-socket 1/3 pass, high core-docker 1 pass + 1 waived of 3, medium core-rkt 0/2,
+    # high sshd-socket 2/3 -> (8*1 + 4*2 + 0 + 4*2) / (8*3 + 4*3 + 2*2 + 4*3)
+    assert summary["weighted_score_pct"] == pytest.approx(100 * 24 / 52)
+    assert summary["strict_score_pct"] == pytest.approx(100 * 20 / 52)
+    # the heatmap and its matrix
+    assert_png(out / "heatmap.png")
+    matrix = pd.read_csv(out / "status-matrix.csv", index_col="host", keep_default_na=False)
+    assert matrix.loc["node-02", "core-docker"] == "waived"
+    assert matrix.loc["node-04", "sshd-socket"] == "error"
+    assert list(matrix.index) == list(HOSTS)
+    # failing findings carry their evidence
+    findings = pd.read_csv(out / "findings.csv", keep_default_na=False)
+    assert list(findings.columns[: len(COLUMNS)]) == list(COLUMNS)
+    bad = final[final["status"].isin(["fail", "error"])]
+    assert len(findings) == len(bad)
+    assert findings.loc[findings["status"] == "fail", "evidence"].str.contains("0666").all()
+    # waivers: from the rows and from the file
+    waived = pd.read_csv(out / "waived-findings.csv", keep_default_na=False)
+    states = dict(zip(waived["host"] + "/" + waived["state"], waived["expires"], strict=True))
+    assert states == {"node-02/waived": (TODAY + timedelta(days=10)).isoformat(),
+                      "node-03/expired": (TODAY - timedelta(days=3)).isoformat()}
+    register = pd.read_csv(out / "waiver-register.csv", keep_default_na=False)
+    assert register["state"].tolist() == ["expired", "expiring", "permanent"]
+    # the auditor CSV is results.csv, column for column, and comes with a data dictionary
+    exported = (out / "auditor-results.csv").read_bytes()
+    assert exported == (fleet.audit / "results.csv").read_bytes() == auditor_csv(df)
+    dictionary = pd.read_csv(out / "data-dictionary.csv")
+    assert dictionary["column"].tolist()[: len(COLUMNS)] == list(COLUMNS)
+
+
+@pytest.mark.parametrize("name", ["fleet_compliance.ipynb", "remediation_review.ipynb", "drift.ipynb"])
+def test_notebooks_are_saved_clean_with_a_parameters_cell(name: str) -> None:
+    nb = read_nb(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.outputs == [] and c.execution_count is None for c in code), "clear the outputs before saving"
+    assert "parameters" in code[0].metadata.get("tags", []), "the first code cell holds the parameters"
+    assert "OUTPUT_DIR = " in code[0].source
+
+
+def test_fleet_compliance_default_parameters_point_at_the_demo() -> None:
+    nb = read_nb(NOTEBOOKS / "fleet_compliance.ipynb", as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert 'RUN_DIR = "runs/demo-audit"' in params.source
+    assert "INVENTORY = None" in params.source
+
+
+def test_remediation_review(fleet: Fleet, workdir: Path) -> None:
+    out = workdir / "out"
+    run_notebook("remediation_review.ipynb", {"RUN_DIR": str(fleet.remediate), "OUTPUT_DIR": str(out)}, workdir)
+    df = read_run(fleet.remediate)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    before = compliance(df[df["phase"] == "check"])["by_control"].set_index("control")["compliance_pct"]
+    after = compliance(df)["by_control"].set_index("control")["compliance_pct"]
+    for control in CONTROLS:
+        assert summary["before_after"][control]["compliance_pct_before"] == pytest.approx(before[control])
+        assert summary["before_after"][control]["compliance_pct_after"] == pytest.approx(after[control])
+    assert summary["before_after"]["core-rkt"]["compliance_pct_after"] == pytest.approx(100.0)
+    outcomes = fix_outcomes(df).set_index("control").astype(int).to_dict("index")
+    assert summary["fix_outcomes"] == outcomes
+    assert summary["fix_outcomes"]["fleet-socket"]["fix_failed"] == 1
+    assert summary["fix_outcomes"]["core-docker"]["blocked"] == 1
+    assert summary["needs_human_hosts"] == ["node-02", "node-03", "node-04"]
+    assert sorted(needs_human(df)["host"].unique()) == summary["needs_human_hosts"]
+    waves = pd.read_csv(out / "waves.csv")
+    assert waves["wave"].tolist() == [1, 2]
+    assert waves["hosts"].tolist() == [2, 2]
+    assert waves["needs_human"].tolist() == [1, 2]
+    hosts = pd.read_csv(out / "host-timing.csv")
+    assert dict(zip(hosts["host"], hosts["wave"], strict=True)) == {"node-01": 1, "node-02": 1, "node-03": 2,
+                                                                   "node-04": 2}
+    phases = hosts["check_s"] + hosts["fix_s"] + hosts["verify_s"]
+    assert phases.tolist() == pytest.approx(hosts["wall_s"].tolist())
+    assert_png(out / "before-after.png")
+    assert_png(out / "timing.png")
+
+
+def test_drift(fleet: Fleet, workdir: Path) -> None:
+    out = workdir / "out"
+    dirs = [str(fleet.audit), str(fleet.remediate), str(fleet.after)]
+    run_notebook("drift.ipynb", {"RUN_DIRS": dirs, "OUTPUT_DIR": str(out)}, workdir)
+    runs = load_runs(dirs)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["run_ids"] == ["run-a", "run-r", "run-b"]
+    expected = drift(runs[runs["run_id"] == "run-r"], runs[runs["run_id"] == "run-b"])
+    regressed = expected[expected["change"] == "regressed"]
+    got = {(r["host"], r["control"]) for r in summary["regressions"]}
+    assert got == set(zip(regressed["host"], regressed["control"], strict=True))
+    assert got == {("node-01", "fleet-socket"), ("node-03", "core-rkt")}
+    flaps = {(r["host"], r["control"]) for r in summary["flapping"]}
+    assert flaps == set(zip(flapping(runs)["host"], flapping(runs)["control"], strict=True))
+    assert flaps == {("node-01", "fleet-socket"), ("node-03", "core-rkt")}
+    ttf = time_to_fix(runs)
+    assert summary["fixed_pairs"] == int(ttf["fixed_at"].notna().sum())
+    assert summary["open_pairs"] == int(ttf["fixed_at"].isna().sum())
+    trend = compliance_trend(runs)
+    assert [t["compliance_pct"] for t in summary["trend"]] == pytest.approx(trend["compliance_pct"].tolist())
+    assert_png(out / "trend.png")
