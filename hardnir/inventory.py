@@ -122,7 +122,10 @@ def init_nornir(inventory_dir: Path, workers: int | None = None) -> Any:
 
     from nornir import InitNornir
 
-    logging.getLogger("nornir").setLevel(logging.ERROR)  # its "empty file" warnings are not errors
+    # Nornir logs every failed task with a traceback; hardnir reports failures as rows and one-line messages.
+    nornir_log = logging.getLogger("nornir")
+    nornir_log.handlers[:] = [logging.NullHandler()]
+    nornir_log.propagate = False
 
     try:
         return InitNornir(
