@@ -19,6 +19,7 @@ from hardnir.analysis import (
     compliance_trend,
     consecutive_drift,
     data_dictionary,
+    drift_between,
     final_rows,
     fix_outcomes,
     fix_reasons,
@@ -243,6 +244,16 @@ class TestWaiverNotes:
         assert table["days_left"].tolist()[:2] == [-9.0, 2.0]
         assert math.isnan(table["days_left"].iloc[2])
 
+    def test_expired_notes_take_reason_and_approver_from_the_file(self) -> None:
+        waivers = [Waiver("a", (), ("lab",), False, "scheduled", "a.smith", date(2026, 1, 1)),
+                   Waiver("b", ("h1",), (), False, "other control", "x", date(2026, 1, 1))]
+        rows = apply_waivers([r("h1", "a", "fail"), r("h2", "a", "pass")], waivers, {"h1": ("lab",)}, TODAY)
+        table = waiver_findings(to_frame(rows), TODAY, waivers)
+        assert table[["host", "state", "reason", "approver"]].astype(object).values.tolist() == [
+            ["h1", "expired", "scheduled", "a.smith"]]
+        assert waiver_findings(to_frame(rows), TODAY)["reason"].tolist() == [""]
+        assert waiver_findings(to_frame([r("h1", "a", "pass")]), TODAY).empty
+
     def test_register(self) -> None:
         waivers = [
             Waiver("a", (), (), True, "everyone", None, None),
@@ -364,6 +375,11 @@ class TestTiming:
         sums = table["check_s"] + table["fix_s"] + table["verify_s"]
         assert sums.tolist() == pytest.approx(table["wall_s"].tolist())
 
+    def test_unreachable_host_time_is_check_time(self) -> None:
+        df = remediation()
+        table = host_timing(df[df["host"] == "h3"])
+        assert table[["wall_s", "check_s", "fix_s", "verify_s"]].values.tolist() == [[0.5, 0.5, 0.0, 0.0]]
+
     def test_audit_has_only_check_time(self) -> None:
         table = host_timing(to_frame([r("h1", "a", "pass", duration=3.0), r("h1", "b", "pass", duration=4.0)]))
         assert list(table.columns) == ["run_id", "host", "started_at", "finished_at", "wall_s", "check_s"]
@@ -441,3 +457,24 @@ def test_consecutive_drift_of_one_run_is_empty(tmp_path: Path) -> None:
     steps = consecutive_drift(runs[runs["run_id"] == "r-a"])
     assert steps.empty
     assert list(steps.columns[:3]) == ["from_run_id", "to_run_id", "to_runbook"]
+
+
+def test_drift_between_sees_the_state_a_rollback_leaves(tmp_path: Path) -> None:
+    start = T0
+    audit = [r("h1", "a", "fail", run_id="r1", at=start)]
+    fix = [r("h1", "a", "fail", run_id="r2", runbook="remediate", at=start + timedelta(hours=1)),
+           r("h1", "a", "fixed", phase="fix", run_id="r2", runbook="remediate", at=start + timedelta(hours=1)),
+           r("h1", "a", "pass", phase="verify", run_id="r2", runbook="remediate", at=start + timedelta(hours=1))]
+    undo = [r("h1", "a", "restored", phase="rollback", run_id="r3", runbook="rollback",
+              at=start + timedelta(hours=2))]
+    for run_id, rows, at in (("r1", audit, 0), ("r2", fix, 1), ("r3", undo, 2)):
+        write_run(tmp_path / run_id, rows, {"run_id": run_id, "started_at": (start + timedelta(hours=at)).isoformat()})
+    runs = load_runs(tmp_path)
+    alone = drift(runs[runs["run_id"] == "r2"], runs[runs["run_id"] == "r3"])
+    assert alone["change"].astype(str).tolist() == ["gone"]  # the rollback run alone knows no state
+    between = drift_between(runs, "r2", "r3")
+    assert between[["old_status", "new_status", "change"]].astype(str).values.tolist() == [
+        ["pass", "fail", "regressed"]]
+    steps = consecutive_drift(runs)
+    assert steps[["from_run_id", "to_run_id", "change"]].astype(str).values.tolist() == [
+        ["r1", "r2", "fixed"], ["r2", "r3", "regressed"]]
