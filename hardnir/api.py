@@ -100,14 +100,20 @@ def execute(
     max_fail_percent: float | None = None,
     target_run: str | Path | None = None,
     progress: Callable[[int], Any] | None = None,
+    processors: Sequence[Any] = (),
 ) -> RunOutcome:
-    """Run one runbook end to end. Raises ValueError subclasses (one-line messages) on bad input."""
+    """Run one runbook end to end. Raises ValueError subclasses (one-line messages) on bad input.
+
+    `processors` are Nornir processors attached to the run (e.g. to log or observe every task).
+    """
     from hardnir.results import write_run
 
     inventory_dir = Path(inventory)
     selected = select(controls, exclude, severity)
     nr = init_nornir(inventory_dir, workers)
     nr = filter_hosts(nr, as_list(hosts), as_list(groups))
+    if processors:
+        nr = nr.with_processors(list(processors))
     host_names = list(nr.inventory.hosts)
     groups_of = host_groups(nr)
     loaded_waivers: list[Waiver] = []

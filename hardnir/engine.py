@@ -21,8 +21,6 @@ from hardnir.control import Control, Finding
 from hardnir.facts import Facts
 from hardnir.ssh import CONNECTION_NAME, HardnirConnection, SSHError
 
-PROBE_TIMEOUT = 60.0
-FIX_TIMEOUT = 120.0
 DEFAULT_DEADMAN_SECONDS = 120
 
 _serial_locks: dict[str, threading.Lock] = {}
@@ -62,7 +60,9 @@ class RunContext:
         message: str = "",
         evidence: object = "",
         fingerprint: str = "",
+        duration: float | None = None,
     ) -> dict[str, Any]:
+        """One result row; `duration` is the time this step took (default: from `started` until now)."""
         from hardnir.results import make_row
 
         return make_row(
@@ -79,15 +79,15 @@ class RunContext:
             message=message,
             evidence=evidence,
             started_at=datetime.fromtimestamp(started, UTC),
-            duration_s=round(time.time() - started, 3),
+            duration_s=round(time.time() - started if duration is None else duration, 3),
             host_key=fingerprint,
         )
 
     def finding_row(self, host: str, control: Control, phase: str, finding: Finding, started: float,
-                    fingerprint: str) -> dict[str, Any]:
+                    fingerprint: str, duration: float | None = None) -> dict[str, Any]:
         return self.row(host, control, phase, finding.status, started, expected=finding.expected,
                         observed=finding.observed, message=finding.message, evidence=dict(finding.evidence),
-                        fingerprint=fingerprint)
+                        fingerprint=fingerprint, duration=duration)
 
     def error_rows(self, host: str, phases: Sequence[str], message: str, started: float,
                    controls: Sequence[Control] | None = None, fingerprint: str = "") -> list[dict[str, Any]]:
@@ -113,12 +113,13 @@ def params_for(task: Task, control: Control) -> dict[str, Any]:
     return control.params(data, str(task.host.hostname or ""))
 
 
-def gather_facts(task: Task, controls: Sequence[Control], timeout: float = PROBE_TIMEOUT) -> Result:
+def gather_facts(task: Task, controls: Sequence[Control], timeout: float | None = None) -> Result:
     """One probe round trip for every fact the controls need; raises SSHError when the host cannot be read."""
     return Result(host=task.host, result=_probe(task, connection(task), controls, timeout))
 
 
-def _probe(task: Task, conn: HardnirConnection, controls: Sequence[Control], timeout: float) -> Facts:
+def _probe(task: Task, conn: HardnirConnection, controls: Sequence[Control], timeout: float | None) -> Facts:
+    timeout = timeout or conn.command_timeout
     items: list[tuple[str, str]] = []
     for control in controls:
         items.extend(control.probe_items(params_for(task, control)))
@@ -189,7 +190,7 @@ def verify_fallback(task: Task) -> tuple[bool, str]:
         alt.close()
 
 
-def gather_facts_via_fallback(task: Task, controls: Sequence[Control], timeout: float = PROBE_TIMEOUT) -> Result:
+def gather_facts_via_fallback(task: Task, controls: Sequence[Control], timeout: float | None = None) -> Result:
     """The probe over the fallback admin path (used when the login user lost sudo on purpose)."""
     alt = fallback_connection(task)
     if alt is None:
@@ -255,13 +256,13 @@ def fix_control(task: Task, control: Control, facts: Facts, finding: Finding, ct
     if control.meta.serial:
         key = f"{control.id}:{task.host.get('etcd_cluster', 'default')}"
         with serial_lock(key):
-            result = conn.run(script, sudo=True, timeout=FIX_TIMEOUT)
+            result = conn.run(script, sudo=True)
     else:
-        result = conn.run(script, sudo=True, timeout=FIX_TIMEOUT)
+        result = conn.run(script, sudo=True)
     evidence["stderr"] = result.stderr[-1500:]
     if result.timed_out:
         return Result(host=task.host, result=FixOutcome(
-            "fix_failed", f"fix timed out after {FIX_TIMEOUT:g}s", True, evidence))
+            "fix_failed", f"fix timed out after {conn.command_timeout:g}s (remote side killed)", True, evidence))
     if result.exit_status != 0:
         return Result(host=task.host, result=FixOutcome(*_apply_failure(result.exit_status, result.stderr),
                                                          evidence))
@@ -287,7 +288,7 @@ def _apply_failure(code: int, stderr: str) -> tuple[str, str, bool]:
     if code == fixes.EXIT_BROKEN:
         return "fix_failed", f"fix failed AND its undo failed, host needs a human: {detail}", True
     if code == fixes.EXIT_NO_STATE:
-        return "fix_failed", f"nothing changed: {detail}", False
+        return "error", f"nothing changed, cannot record state on the host: {detail}", False
     if code == fixes.EXIT_PRECHECK:
         return "fix_failed", f"nothing changed, precheck refused: {detail}", False
     return "fix_failed", f"fix script exit {code}: {detail}", True
@@ -315,7 +316,7 @@ def _confirm_new_login(conn: HardnirConnection, run_id: str, control_id: str) ->
 def rollback_control(task: Task, control: Control, run_id: str) -> Result:
     """Run the rollback recorded on the host for this control in that run."""
     conn = connection(task)
-    result = conn.run(fixes.rollback_command(run_id, control.id), sudo=True, timeout=FIX_TIMEOUT)
+    result = conn.run(fixes.rollback_command(run_id, control.id), sudo=True)
     outcome = fixes.parse_rollback(result.stdout, result.exit_status)
     detail = result.stderr.strip()[-300:]
     return Result(host=task.host, result=FixOutcome(outcome.status, outcome.message

@@ -7,7 +7,6 @@ clients, sshd last). A dry run changes nothing and shows the exact plan of every
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from nornir.core.exceptions import NornirSubTaskError
 from nornir.core.task import Result, Task
@@ -36,13 +35,15 @@ def remediate_host(task: Task, ctx: RunContext) -> Result:
         return Result(host=task.host, result=rows)
     fingerprint = connection(task).host_key_fingerprint
     findings: dict[str, Finding] = {}
-    check_rows: list[dict[str, Any]] = []
     for control in ctx.controls:
         findings[control.id] = task.run(task=check_control, control=control, facts=facts)[0].result
-        check_rows.append(ctx.finding_row(host, control, "check", findings[control.id], started, fingerprint))
+    check_time = time.time() - started  # one probe serves every control's check
+    check_rows = [ctx.finding_row(host, c, "check", findings[c.id], started, fingerprint, check_time)
+                  for c in ctx.controls]
 
     outcomes: dict[str, FixOutcome] = {}
     fix_started: dict[str, float] = {}
+    fix_time: dict[str, float] = {}
     for control in ctx.controls:
         fix_started[control.id] = time.time()
         try:
@@ -51,6 +52,7 @@ def remediate_host(task: Task, ctx: RunContext) -> Result:
             )[0].result
         except NornirSubTaskError as exc:
             outcomes[control.id] = FixOutcome("error", f"fix could not run: {subtask_error(exc)}", False, {})
+        fix_time[control.id] = time.time() - fix_started[control.id]
 
     verify_started = time.time()
     after: dict[str, Finding]
@@ -62,6 +64,7 @@ def remediate_host(task: Task, ctx: RunContext) -> Result:
         }
     else:
         after = _reprobe(task, ctx, outcomes)
+    verify_time = time.time() - verify_started
 
     fix_rows, verify_rows = [], []
     for control in ctx.controls:
@@ -72,8 +75,10 @@ def remediate_host(task: Task, ctx: RunContext) -> Result:
             status, message = "fix_failed", f"applied, but the re-check says {verdict.status}: {verdict.message}"
         fix_rows.append(ctx.row(host, control, "fix", status, fix_started[control.id], changed=outcome.changed,
                                 expected=findings[control.id].expected, observed=findings[control.id].observed,
-                                message=message, evidence=dict(outcome.evidence), fingerprint=fingerprint))
-        verify_rows.append(ctx.finding_row(host, control, "verify", verdict, verify_started, fingerprint))
+                                message=message, evidence=dict(outcome.evidence), fingerprint=fingerprint,
+                                duration=fix_time[control.id]))
+        verify_rows.append(ctx.finding_row(host, control, "verify", verdict, verify_started, fingerprint,
+                                           verify_time))
     rows = check_rows + fix_rows + verify_rows
     ctx.record(host, rows)
     return Result(host=task.host, result=rows, changed=any(o.changed for o in outcomes.values()))

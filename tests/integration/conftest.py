@@ -1,6 +1,6 @@
 """Integration tests run against the lab: real systemd, sshd, users, groups and sudo in systemd-nspawn hosts.
 
-The session fixture `lab` boots the lab once (HARDNIR_TEST_HOSTS hosts, default 12, seed 7, one dead inventory
+The session fixture `lab` boots the lab once (HARDNIR_TEST_HOSTS hosts, default 20, seed 7, one dead inventory
 entry) and removes it at the end. With HARDNIR_TEST_REUSE_LAB=1 it uses the lab that is already up (or brings
 one up and leaves it running for the next session). Needs root; skipped otherwise.
 """
@@ -34,16 +34,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabInfo]:
     missing = [tool for tool in ("systemd-nspawn", "ip", "ssh") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"missing {', '.join(missing)}; run scripts/setup-host.sh")
-    if _reuse():
-        current = info()
-        if current is not None and current.key_file.exists() and current.known_hosts.exists():
+    hosts = int(os.environ.get("HARDNIR_TEST_HOSTS", "20"))
+    with _lab_lock():  # never share the one lab with another run (tests, benchmarks) at the same time
+        current = info() if _reuse() else None
+        if (current is not None and current.seed == TEST_SEED and len(current.hosts) == hosts
+                and current.key_file.exists() and current.known_hosts.exists()):
             yield current
             return
-        inventory = Path(tempfile.gettempdir()) / "hardnir-test-lab-inventory"
-    else:
-        inventory = tmp_path_factory.mktemp("lab-inventory")
-    hosts = int(os.environ.get("HARDNIR_TEST_HOSTS", "12"))
-    with _lab_lock():
+        inventory = (Path(tempfile.gettempdir()) / "hardnir-test-lab-inventory" if _reuse()
+                     else tmp_path_factory.mktemp("lab-inventory"))
         lab_info = up(hosts=hosts, seed=TEST_SEED, inventory_dir=inventory, dead_hosts=1)
         yield lab_info
         if not _reuse():

@@ -1,5 +1,6 @@
-"""Runbooks against hosts that cannot be reached (198.19.255.x has nothing behind it): every host still gets
-its rows, the run directory is complete, waves stop on the failure threshold, and no secret is written."""
+"""Runbooks against hosts that cannot be reached (closed ports on loopback: no traffic leaves the machine):
+every host still gets its rows, the run directory is complete, waves stop on the failure threshold, and no
+secret is written."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ SUDO_SECRET = "sudo-Pa55-xyz"
 def inventory(root: Path, hosts: int = 3) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "hosts.yaml").write_text(
-        "".join(f"dead-{i}:\n  hostname: 198.19.255.{200 + i}\n  groups: [edge]\n" for i in range(1, hosts + 1))
+        "".join(f"dead-{i}:\n  hostname: 127.0.0.1\n  port: {closed_port()}\n  groups: [edge]\n"
+                for i in range(1, hosts + 1))
     )
     (root / "groups.yaml").write_text("edge: {}\n")
     (root / "defaults.yaml").write_text(
@@ -27,6 +29,15 @@ def inventory(root: Path, hosts: int = 3) -> Path:
         f"      known_hosts: {root / 'known_hosts'}\n"
     )
     return root
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (bound then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +50,7 @@ def test_audit_of_unreachable_hosts_gives_error_rows(tmp_path: Path) -> None:
     outcome = api.execute("audit", inv, out=tmp_path / "run")
     assert len(outcome.rows) == 3 * len(catalogue())
     assert {r["status"] for r in outcome.rows} == {"error"}
-    assert all("198.19.255." in str(r["message"]) for r in outcome.rows)
+    assert all("127.0.0.1" in str(r["message"]) and "unreachable" in str(r["message"]) for r in outcome.rows)
     assert outcome.exit_code == api.EXIT_UNREACHABLE
     for name in ("results.csv", "results.parquet", "run.json"):
         assert (tmp_path / "run" / name).exists()
