@@ -148,6 +148,7 @@ def execute(
         on_host_done=(lambda host, rows: ticker.update(host, rows)) if ticker else (lambda host, rows: None),
     )
     notes: list[str] = []
+    waves: list[list[str]] = [host_names]
     t0 = time.monotonic()
     try:
         if runbook == "audit":
@@ -155,7 +156,8 @@ def execute(
 
             nr.run(task=audit_host, ctx=ctx)
         elif runbook == "remediate":
-            notes += _run_waves(nr, ctx, host_names, wave_size, max_fail_percent)
+            waves = _plan_waves(host_names, wave_size)
+            notes += _run_waves(nr, ctx, waves, max_fail_percent)
         elif runbook == "rollback":
             from runbooks.rollback import rollback_host
 
@@ -206,6 +208,7 @@ def execute(
             "rollback_of": rollback_of or None,
         },
         "notes": notes,
+        "waves": waves,
         "exit_code": code,
     }
     run_dir = Path(out) if out else Path("runs") / run_id
@@ -217,13 +220,15 @@ def _host_failed(rows: Sequence[Mapping[str, Any]]) -> bool:
     return any(r["status"] in ("error", "fix_failed") for r in rows)
 
 
-def _run_waves(nr: Any, ctx: RunContext, names: list[str], wave_size: int | None,
-               max_fail_percent: float | None) -> list[str]:
+def _plan_waves(names: list[str], wave_size: int | None) -> list[list[str]]:
+    size = wave_size if wave_size and wave_size > 0 else len(names)
+    return [names[i:i + size] for i in range(0, len(names), size)]
+
+
+def _run_waves(nr: Any, ctx: RunContext, waves: list[list[str]], max_fail_percent: float | None) -> list[str]:
     """Remediate in waves (the first is the canary); stop before the next wave once failures pass the limit."""
     from runbooks.remediate import remediate_host
 
-    size = wave_size if wave_size and wave_size > 0 else len(names)
-    waves = [names[i:i + size] for i in range(0, len(names), size)]
     notes: list[str] = []
     stop_reason = ""
     for number, wave in enumerate(waves, start=1):

@@ -366,6 +366,7 @@ class HardnirConnection:
             if transport is not None:
                 with contextlib.suppress(Exception):
                     transport.close()
+                    transport.join(2)  # its reader thread: gone when close() returns, so nothing accumulates
         self.transport = None
         self.jump = None
 
