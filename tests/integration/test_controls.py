@@ -111,6 +111,19 @@ def lifecycle(lab: Any, tmp_path: Path, control: str, data: dict[str, Any]) -> N
     assert fix_row["status"] == "fixed", fix_row["message"]
     assert fix_row["changed"] is True
     assert one(fixed, control, "verify")["status"] == "pass"
+    if control == "etcd-tls":  # the network agrees: no plain http, no https without a client certificate
+        address = next(h.address for h in lab.hosts if h.name == VANILLA)
+        probe = lab_exec(VANILLA, f"""
+            curl -s -m 3 http://{address}:2379/version >/dev/null; echo "http=$?"
+            curl -s -m 3 -k https://{address}:2379/version >/dev/null; echo "nocert=$?"
+            curl -sf -m 3 --cacert /etc/ssl/etcd/ca.pem --cert /etc/ssl/etcd/client.pem \
+                 --key /etc/ssl/etcd/client-key.pem https://{address}:2379/version >/dev/null; echo "cert=$?"
+        """).stdout.split()
+        assert "http=0" not in probe and "nocert=0" not in probe and "cert=0" in probe, probe
+    if control in ("fleet-etcd-tls", "locksmith-etcd-tls"):  # the running daemon points at https
+        unit = "fleet.service" if control == "fleet-etcd-tls" else "locksmithd.service"
+        env = lab_exec(VANILLA, f"tr '\\0' '\\n' < /proc/$(systemctl show -p MainPID {unit} | cut -d= -f2)/environ")
+        assert "=https://" in env.stdout and "CAFILE=/etc/ssl/etcd/ca.pem" in env.stdout, env.stdout
     if control == "core-wheel":  # core has no sudo any more: from now on the operator uses the fallback admin
         inv = inventory_for(lab, tmp_path, VANILLA, username="ops", hardnir_deadman_seconds=60, **data)
 

@@ -97,9 +97,10 @@ def test_csv_schema_and_formula_neutralisation(lab: Any, tmp_path: Path) -> None
     host = lab.hosts[0].name
     formula = '=HYPERLINK("http://198.19.0.1/x","click")'
     dropin = "/etc/systemd/system/fleet.service.d/50-evil.conf"
-    lab_exec(host, f"mkdir -p /etc/systemd/system/fleet.service.d && printf '[Service]\\nEnvironment=\"FLEET_ETCD_SERVERS="
-                   f"{formula.replace(chr(34), chr(92) + chr(34))}\"\\n' > {dropin} && systemctl daemon-reload && "
-                   "systemctl restart fleet.service")
+    escaped = formula.replace('"', '\\"')
+    lab_exec(host, "mkdir -p /etc/systemd/system/fleet.service.d && "
+                   f"printf '[Service]\\nEnvironment=\"FLEET_ETCD_SERVERS={escaped}\"\\n' > {dropin} && "
+                   "systemctl daemon-reload && systemctl restart fleet.service")
     try:
         result = subprocess.run(
             [sys.executable, "-m", "hardnir.cli", "audit", "-i", str(lab.inventory_dir), "--hosts", host,
@@ -144,3 +145,16 @@ def test_cli_exit_codes_on_the_lab(lab: Any, tmp_path: Path) -> None:
     report = subprocess.run([sys.executable, "-m", "hardnir.cli", "report", str(tmp_path / "nc"),
                              str(tmp_path / "dry")], capture_output=True, text=True, timeout=60)
     assert report.returncode == 0 and "->" in report.stdout
+    try:
+        fixed = run("remediate", "-i", inv, "--hosts", vanilla, "--controls", "fleet-socket",
+                    "--out", str(tmp_path / "fix"))
+        assert fixed.returncode == api.EXIT_OK, fixed.stdout
+        undo = run("rollback", "-i", inv, "--run", str(tmp_path / "fix"), "--hosts", vanilla,
+                   "--out", str(tmp_path / "undo"))
+        assert undo.returncode == api.EXIT_OK, undo.stdout
+        assert "restored" in undo.stdout
+        status = subprocess.run([sys.executable, "-m", "hardnir.cli", "lab", "status"], capture_output=True,
+                                text=True, timeout=60)
+        assert status.returncode == 0 and vanilla in status.stdout
+    finally:
+        reset_host(vanilla)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 
 import pytest
@@ -88,7 +89,5 @@ def test_parser_never_crashes(text: str) -> None:
                 max_size=30))
 def test_parser_survives_framed_noise(parts: list[tuple[str, str]]) -> None:
     text = "\n".join(a + b for a, b in parts)
-    try:
+    with contextlib.suppress(probe.ProbeParseError):
         probe.parse_output(text)
-    except probe.ProbeParseError:
-        pass
