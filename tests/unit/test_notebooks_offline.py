@@ -10,18 +10,16 @@ and writes small JSON/CSV/PNG outputs, which are compared with the library compu
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import nbformat
 import pandas as pd
 import pytest
-from nbclient import NotebookClient
 
 from hardnir.analysis import (
     SEVERITY_WEIGHTS,
@@ -36,15 +34,10 @@ from hardnir.drift import drift, flapping, time_to_fix
 from hardnir.results import compliance, final_status, load_runs, make_row, read_run, write_run
 from hardnir.schema import COLUMNS
 from hardnir.waivers import Waiver, apply_waivers
+from tests.notebook_support import assert_png, read_nb, records, run_notebook
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-# nbformat's functions are untyped; give them the types used here
-read_nb = cast(Callable[..., nbformat.NotebookNode], nbformat.read)
-write_nb = cast(Callable[..., None], nbformat.write)
-new_code_cell = cast(Callable[[str], nbformat.NotebookNode], nbformat.v4.new_code_cell)
 
 HOSTS = ("node-01", "node-02", "node-03", "node-04")
 CONTROLS = ("fleet-socket", "core-docker", "core-rkt", "sshd-socket")
@@ -53,44 +46,6 @@ TODAY = date.today()
 
 
 # ------------------------------------------------------------------------------------------ notebook runner
-
-
-def inject_parameters(nb: nbformat.NotebookNode, params: Mapping[str, object]) -> nbformat.NotebookNode:
-    """Insert a cell assigning ``params`` right after the cell tagged ``parameters`` (papermill convention)."""
-    source = "# injected by the test\n" + "\n".join(f"{k} = {v!r}" for k, v in params.items())
-    cell = new_code_cell(source)
-    cell.metadata["tags"] = ["injected-parameters"]
-    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", []))
-    nb.cells.insert(index + 1, cell)
-    return nb
-
-
-def run_notebook(name: str, params: Mapping[str, object], cwd: Path) -> nbformat.NotebookNode:
-    """Execute ``notebooks/<name>`` with ``params``; the executed copy is saved beside the outputs."""
-    nb = inject_parameters(read_nb(NOTEBOOKS / name, as_version=4), params)
-    env = dict(os.environ, MPLBACKEND="Agg")
-    client = NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(cwd)}})
-    client.execute(env=env)
-    write_nb(nb, cwd / f"executed-{name}")
-    return nb
-
-
-def assert_png(path: Path) -> None:
-    data = path.read_bytes()
-    assert data[:8] == PNG_MAGIC, f"{path} is not a PNG"
-    assert len(data) > 5000, f"{path} is suspiciously small ({len(data)} bytes)"
-
-
-def records(frame: pd.DataFrame, key: str) -> dict[str, dict[str, Any]]:
-    """A compliance table as {key: {column: value}} with plain Python values, NaN as None."""
-    out: dict[str, dict[str, Any]] = {}
-    for row in frame.to_dict("records"):
-        out[str(row[key])] = {
-            str(k): (None if isinstance(v, float) and v != v else (str(v) if k == "severity" else v))
-            for k, v in row.items()
-            if k != key
-        }
-    return out
 
 
 def close(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> None:
