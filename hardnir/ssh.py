@@ -26,6 +26,8 @@ import paramiko
 
 CONNECTION_NAME = "hardnir"
 DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+DEFAULT_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 DEFAULT_COMMAND_TIMEOUT = 120.0
 KILL_GRACE_S = 3
 TRANSIENT_RETRIES = 3
@@ -241,8 +243,19 @@ def _open_once(
 
 
 def _authenticate(transport: paramiko.Transport, target: Endpoint, name: str) -> None:
+    """Keys from the inventory, else the ssh-agent and the default key files (as OpenSSH), then a password."""
     errors: list[str] = []
-    for path in target.key_filename:
+    paths = target.key_filename
+    if not paths and target.password is None:
+        with contextlib.suppress(Exception):
+            for agent_key in paramiko.Agent().get_keys():
+                try:
+                    transport.auth_publickey(target.username, agent_key)
+                    return
+                except paramiko.AuthenticationException:
+                    errors.append("agent key rejected")
+        paths = [str(Path(p).expanduser()) for p in DEFAULT_KEYS if Path(p).expanduser().exists()]
+    for path in paths:
         try:
             key = paramiko.PKey.from_path(path, target.passphrase)
         except (OSError, paramiko.SSHException) as exc:
@@ -325,7 +338,7 @@ class HardnirConnection:
         self.connect_timeout = float(options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
         self.command_timeout = float(options.get("command_timeout", DEFAULT_COMMAND_TIMEOUT))
         self.verifier = HostKeyVerifier(
-            options.get("known_hosts"), str(options.get("host_key_policy", "strict"))
+            str(options.get("known_hosts") or DEFAULT_KNOWN_HOSTS), str(options.get("host_key_policy", "strict"))
         )
         jump = options.get("jump_host")
         if jump:
