@@ -151,7 +151,7 @@ class Control:
         override = host_data.get(self.param_key)
         if isinstance(override, Mapping):
             merged.update(override)
-        for shared in ("etcd_tls", "hardnir_deadman_seconds"):
+        for shared in ("etcd_tls", "etcd_cluster", "hardnir_deadman_seconds"):
             if shared in host_data and shared not in merged:
                 merged[shared] = host_data[shared]
         merged["address"] = address
@@ -168,6 +168,11 @@ class Control:
     def plan_fix(self, facts: Facts, params: Mapping[str, Any]) -> Plan:
         fn = cast(Callable[[Facts, Mapping[str, Any]], Plan], self.module.plan_fix)
         return fn(facts, params)
+
+    def serial_key(self, facts: Facts, params: Mapping[str, Any]) -> str:
+        """For `serial` controls: hosts with the same key are fixed one at a time (an optional module hook)."""
+        fn = getattr(self.module, "serial_key", None)
+        return str(fn(facts, params)) if fn else "all"
 
 
 _CATALOGUE: dict[str, Control] | None = None

@@ -130,6 +130,23 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
     return Finding("pass", EXPECTED, observed, f"{unit} serves TLS with client-cert auth{suffix}", evidence)
 
 
+def serial_key(facts: Facts, params: Mapping[str, Any]) -> str:
+    """Which etcd cluster this member belongs to, so members of one cluster restart one at a time.
+
+    The inventory's `etcd_cluster` wins; otherwise the running member's ETCD_INITIAL_CLUSTER: a cluster whose
+    peers are all on loopback is this host alone (no need to wait for anyone); unknown means one shared key.
+    """
+    if params.get("etcd_cluster"):
+        return f"inventory:{params['etcd_cluster']}"
+    unit = etcd.active_etcd_unit(facts)
+    env = etcd.effective_env(facts, unit)[0] if unit else {}
+    members = env.get("ETCD_INITIAL_CLUSTER", "")
+    peers = [m.partition("=")[2] for m in members.split(",") if "=" in m]
+    if peers and all(is_loopback_host(url_host(p)) for p in peers):
+        return f"single:{facts.host}"
+    return f"cluster:{','.join(sorted(peers))}" if peers else "unknown"
+
+
 def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
     if check(facts, params).status != "fail":
         return Plan()

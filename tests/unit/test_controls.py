@@ -89,3 +89,15 @@ def test_catalogue_entry_is_complete(control_id: str) -> None:
     assert len(cases) >= 5, f"{control_id}: needs at least 5 fixture cases, has {len(cases)}"
     statuses = {case["expect"]["status"] for case in cases}
     assert {"pass", "fail", "not_applicable"} <= statuses, f"{control_id}: cases cover only {statuses}"
+
+
+def test_etcd_members_of_one_cluster_share_a_restart_lock() -> None:
+    control = catalogue()["etcd-tls"]
+    lone = build_facts({"name": "lone", "base": "coreos-vanilla"})
+    assert control.serial_key(lone, control.params({}, "198.19.1.1")) == "single:fixture"
+    shared = build_facts({"name": "shared", "base": "coreos-vanilla", "patch": {
+        "procenv:etcd2.service": [["ETCD_INITIAL_CLUSTER=default=http://127.0.0.1:2380",
+                                   "ETCD_INITIAL_CLUSTER=a=https://10.0.0.1:2380,b=https://10.0.0.2:2380"]]}})
+    key = control.serial_key(shared, control.params({}, "10.0.0.1"))
+    assert key == "cluster:https://10.0.0.1:2380,https://10.0.0.2:2380"
+    assert control.serial_key(lone, control.params({"etcd_cluster": "prod"}, "x")) == "inventory:prod"
