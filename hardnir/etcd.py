@@ -69,6 +69,24 @@ def configured_env(facts: Facts, unit: str) -> dict[str, str]:
     return env
 
 
+def standalone_member(facts: Facts) -> bool:
+    """True when this host's etcd cannot have members on other hosts, so restarting it cannot cost any
+    multi-host cluster its quorum: no discovery or proxy mode, and its peer listener, advertised peer URLs and
+    initial cluster are all loopback (explicitly or by etcd's localhost defaults). Anything else is treated as a
+    member of a shared cluster (restarted one host at a time)."""
+    unit = active_etcd_unit(facts)
+    if unit is None:
+        return False
+    env, _ = effective_env(facts, unit)
+    if env.get("ETCD_DISCOVERY") or env.get("ETCD_DISCOVERY_SRV") or env.get("ETCD_PROXY", "off") != "off":
+        return False
+    default_peers = "http://localhost:2380,http://localhost:7001"
+    urls = split_urls(env.get("ETCD_LISTEN_PEER_URLS", default_peers))
+    urls += split_urls(env.get("ETCD_INITIAL_ADVERTISE_PEER_URLS", default_peers))
+    urls += [m.partition("=")[2] for m in split_urls(env.get("ETCD_INITIAL_CLUSTER", ""))]
+    return bool(urls) and all(is_loopback_host(url_host(u)) for u in urls)
+
+
 def http_routable(urls: str) -> list[str]:
     return [u for u in split_urls(urls) if u.startswith("http://") and not is_loopback_host(url_host(u))]
 

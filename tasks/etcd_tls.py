@@ -133,18 +133,17 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
 def serial_key(facts: Facts, params: Mapping[str, Any]) -> str:
     """Which etcd cluster this member belongs to, so members of one cluster restart one at a time.
 
-    The inventory's `etcd_cluster` wins; otherwise the running member's ETCD_INITIAL_CLUSTER: a cluster whose
-    peers are all on loopback is this host alone (no need to wait for anyone); unknown means one shared key.
+    The inventory's `etcd_cluster` wins; a standalone member (every peer URL on loopback, no discovery or proxy)
+    waits for nobody; otherwise the cluster is named by its ETCD_INITIAL_CLUSTER peers (unknown: one shared key).
     """
     if params.get("etcd_cluster"):
         return f"inventory:{params['etcd_cluster']}"
+    if etcd.standalone_member(facts):
+        return f"single:{facts.host}"
     unit = etcd.active_etcd_unit(facts)
     env = etcd.effective_env(facts, unit)[0] if unit else {}
-    members = env.get("ETCD_INITIAL_CLUSTER", "")
-    peers = [m.partition("=")[2] for m in members.split(",") if "=" in m]
-    if peers and all(is_loopback_host(url_host(p)) for p in peers):
-        return f"single:{facts.host}"
-    return f"cluster:{','.join(sorted(peers))}" if peers else "unknown"
+    peers = sorted(m.partition("=")[2] for m in split_urls(env.get("ETCD_INITIAL_CLUSTER", "")) if "=" in m)
+    return f"cluster:{','.join(peers)}" if peers else "unknown"
 
 
 def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
