@@ -168,7 +168,7 @@ def execute(
         nr.close_connections(on_good=True, on_failed=True)
         if ticker:
             ticker.close()
-    phases = {"audit": ["check"], "remediate": ["check", "fix", "verify"], "rollback": ["rollback"]}[runbook]
+    phases = {"audit": ["check"], "remediate": ["check", "fix", "verify"], "rollback": ["rollback", "verify"]}[runbook]
     rows: list[dict[str, Any]] = []
     for host in host_names:
         host_rows = ctx.rows_by_host.get(host)

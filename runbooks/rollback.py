@@ -1,7 +1,8 @@
 """rollback: undo what a remediation run changed, using the pre-state and backups it recorded on each host.
 
 Controls are undone in reverse fix order (sshd first, etcd last: clients go back before the server). A control
-that the run did not change reports `unchanged`; a second rollback also reports `unchanged`.
+that the run did not change reports `unchanged`; a second rollback also reports `unchanged`. One probe afterwards
+gives `verify` rows: the state the host is in after the rollback.
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ import time
 from nornir.core.exceptions import NornirSubTaskError
 from nornir.core.task import Result, Task
 
-from hardnir.engine import RunContext, connection, gather_login, rollback_control, subtask_error
+from hardnir.engine import (
+    RunContext,
+    check_control,
+    connection,
+    gather_facts,
+    gather_login,
+    rollback_control,
+    subtask_error,
+)
 
 
 def rollback_host(task: Task, ctx: RunContext, target_run: str) -> Result:
@@ -20,7 +29,7 @@ def rollback_host(task: Task, ctx: RunContext, target_run: str) -> Result:
     try:
         task.run(task=gather_login)
     except NornirSubTaskError as exc:
-        rows = ctx.error_rows(host, ["rollback"], subtask_error(exc), started)
+        rows = ctx.error_rows(host, ["rollback", "verify"], subtask_error(exc), started)
         ctx.record(host, rows)
         return Result(host=task.host, result=rows)
     fingerprint = connection(task).host_key_fingerprint
@@ -34,5 +43,14 @@ def rollback_host(task: Task, ctx: RunContext, target_run: str) -> Result:
         except NornirSubTaskError as exc:
             rows.append(ctx.row(host, control, "rollback", "error", t0, message=subtask_error(exc),
                                 fingerprint=fingerprint))
+    verify_started = time.time()
+    try:
+        facts = task.run(task=gather_facts, controls=ctx.controls)[0].result
+        findings = [(c, task.run(task=check_control, control=c, facts=facts)[0].result) for c in ctx.controls]
+        took = time.time() - verify_started
+        rows += [ctx.finding_row(host, c, "verify", f, verify_started, fingerprint, took) for c, f in findings]
+    except NornirSubTaskError as exc:
+        rows += ctx.error_rows(host, ["verify"], f"re-check failed: {subtask_error(exc)}", verify_started,
+                               fingerprint=fingerprint)
     ctx.record(host, rows)
     return Result(host=task.host, result=rows)

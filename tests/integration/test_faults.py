@@ -155,7 +155,7 @@ def test_half_done_fix_is_undone_and_rollback_of_it_is_a_no_op(lab: Any, tmp_pat
         assert outcome.exit_code == api.EXIT_FIX_FAILED
         assert lab_exec(host, "cat /etc/group; id -nG core").stdout == groups_before
         undo = api.execute("rollback", inv, target_run=tmp_path / "fix", out=tmp_path / "undo")
-        assert [r["status"] for r in undo.rows if r["control"] == "core-rkt"] == ["unchanged"]
+        assert [r["status"] for r in undo.rows if r["phase"] == "rollback"] == ["unchanged"]
         assert lab_exec(host, "cat /etc/group; id -nG core").stdout == groups_before
     finally:
         reset_host(host)

@@ -73,7 +73,9 @@ def test_audit_remediate_rollback_of_the_fleet(lab: Any, tmp_path: Path) -> None
         assert len(fixed.notes) >= 3 and all("stopped" not in n for n in fixed.notes)
 
         undo = api.execute("rollback", lab.inventory_dir, target_run=tmp_path / "fix", out=tmp_path / "undo")
-        assert {r["status"] for r in undo.rows if r["host"] not in dead} <= {"restored", "unchanged"}
+        assert {r["status"] for r in undo.rows if r["host"] not in dead and r["phase"] == "rollback"} \
+            <= {"restored", "unchanged"}
+        assert final(undo, "verify") == {k: v for k, v in final(audit).items()}
         again = api.execute("audit", lab.inventory_dir, out=tmp_path / "again")
         assert final(again) == final(audit)
     finally:
