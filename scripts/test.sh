@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-.venv/bin/ruff check hardnir tasks runbooks tests benchmarks
+.venv/bin/ruff check .
 .venv/bin/mypy
 exec .venv/bin/pytest -p no:cacheprovider "$@"
