@@ -16,7 +16,7 @@ from typing import Any
 
 from nornir.core.task import Result, Task
 
-from hardnir import etcd, fixes, probe
+from hardnir import fixes, probe
 from hardnir.control import Control, Finding
 from hardnir.facts import Facts
 from hardnir.ssh import CONNECTION_NAME, HardnirConnection, SSHError
@@ -253,11 +253,10 @@ def fix_control(task: Task, control: Control, facts: Facts, finding: Finding, ct
     deadman = int(params.get("hardnir_deadman_seconds", DEFAULT_DEADMAN_SECONDS)) if plan.deadman else 0
     script = fixes.apply_script(plan, ctx.run_id, control.id, deadman)
     conn = connection(task)
-    cluster = task.host.get("etcd_cluster")
-    # Serial controls restart one member of a cluster at a time. A member that cannot have peers on other hosts
-    # (etcd.standalone_member) is its own cluster and need not wait for the other hosts' restarts.
-    if control.meta.serial and (cluster is not None or not etcd.standalone_member(facts)):
-        with serial_lock(f"{control.id}:{cluster if cluster is not None else 'default'}"):
+    # Serial controls fix one host per key at a time: the control's serial_key names the host's cluster (the
+    # inventory's etcd_cluster, the peers it is configured with, or the host alone for a standalone member).
+    if control.meta.serial:
+        with serial_lock(f"{control.id}:{control.serial_key(facts, params)}"):
             result = conn.run(script, sudo=True)
     else:
         result = conn.run(script, sudo=True)
