@@ -56,8 +56,17 @@ def new_run_id(runbook: str) -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{runbook}-{secrets.token_hex(3)}"
 
 
-def exit_code(rows: Iterable[Mapping[str, Any]]) -> int:
-    """4 unreachable/error, else 3 a fix or rollback failed, else 1 non-compliant, else 0."""
+def exit_code(rows: Iterable[Mapping[str, Any]], runbook: str = "audit") -> int:
+    """4 unreachable/error, else 3 a fix or rollback failed, else 1 non-compliant, else 0.
+
+    remediate is judged on its outcome (fix and verify rows, not the findings it fixed); rollback on whether the
+    undo worked (the state it restores is the old, possibly non-compliant one, which is what was asked for).
+    """
+    rows = list(rows)
+    if runbook == "remediate":
+        rows = [r for r in rows if r["phase"] != "check"]
+    elif runbook == "rollback":
+        rows = [r for r in rows if r["phase"] == "rollback" or r["status"] == "error"]
     statuses = {str(r["status"]) for r in rows}
     if "error" in statuses:
         return EXIT_UNREACHABLE
@@ -179,7 +188,7 @@ def execute(
         from hardnir.waivers import apply_waivers
 
         rows = apply_waivers(rows, loaded_waivers, groups_of, today())
-    code = exit_code(rows)
+    code = exit_code(rows, runbook)
     meta: dict[str, Any] = {
         "run_id": run_id,
         "runbook": runbook,

@@ -226,6 +226,9 @@ def stop(names: Iterable[str], timeout_s: float = 20.0) -> None:
         time.sleep(0.05)
     for name in targets:
         remove_nspawn_leftovers(name)
+    for proc in list(_launched.values()):  # reap launchers killed from outside (a test pulling the plug)
+        if proc.poll() is not None:
+            _launched.pop(proc.pid, None)
 
 
 def remove_nspawn_leftovers(name: str) -> None:
