@@ -209,12 +209,13 @@ def boot_lab(hosts: int, seed: int, profile: str, inventory: Path) -> Any:
     return up(hosts=hosts, seed=seed, inventory_dir=inventory)
 
 
-def idle_cpu_pct(seconds: float = 5.0) -> float:
+def idle_cpu_pct(seconds: float = 10.0, settle: float = 5.0) -> float:
     """How busy the machine's CPUs are while no tool runs (the lab's own background load), in percent."""
     def sample() -> tuple[int, int]:
         fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
         return sum(fields), fields[3] + fields[4]  # total, idle + iowait
 
+    time.sleep(settle)  # let the last run's sessions end
     total0, idle0 = sample()
     time.sleep(seconds)
     total1, idle1 = sample()
