@@ -23,7 +23,7 @@ from typing import Final, Protocol
 import pandas as pd
 
 from hardnir.drift import drift
-from hardnir.results import final_status, neutralise_formula, run_starts
+from hardnir.results import csv_column, final_status, run_starts
 from hardnir.schema import CHECK_STATUSES, COLUMNS, FIX_STATUSES, PHASES, SEVERITIES
 
 #: Severity weights of the weighted compliance score (each level counts twice the one below).
@@ -226,19 +226,6 @@ def data_dictionary(columns: Iterable[str]) -> pd.DataFrame:
     )
 
 
-def _csv_text(series: pd.Series) -> pd.Series:
-    """One column as the text the auditor CSV holds (same rules as the run store's ``results.csv``)."""
-    if str(series.dtype).startswith("datetime64"):
-        stamps: pd.Series = series.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").astype(object)
-        return stamps.where(series.notna(), "")
-    if series.dtype == bool or isinstance(series.dtype, pd.BooleanDtype):
-        return series.map({True: "true", False: "false"}).astype(object).where(series.notna(), "")
-    if isinstance(series.dtype, pd.StringDtype | pd.CategoricalDtype) or series.dtype == object:
-        text = series.astype(object).where(series.notna(), "")
-        return text.map(lambda v: neutralise_formula(str(v)))
-    return series.astype(object).where(series.notna(), "")
-
-
 def auditor_csv(frame: pd.DataFrame) -> bytes:
     """``frame`` (result columns first, in order) as UTF-8 CSV in the ``results.csv`` format.
 
@@ -248,7 +235,7 @@ def auditor_csv(frame: pd.DataFrame) -> bytes:
     """
     if list(frame.columns[: len(COLUMNS)]) != list(COLUMNS):
         raise ValueError("the frame must start with the result columns, in order: " + ", ".join(COLUMNS))
-    text = pd.DataFrame({col: _csv_text(frame[col]) for col in frame.columns}, columns=list(frame.columns))
+    text = pd.DataFrame({col: csv_column(frame[col]) for col in frame.columns}, columns=list(frame.columns))
     return text.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 

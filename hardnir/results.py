@@ -375,8 +375,8 @@ def _is_text(series: pd.Series) -> bool:
     return isinstance(series.dtype, pd.StringDtype | pd.CategoricalDtype) or series.dtype == object
 
 
-def _csv_column(series: pd.Series) -> pd.Series:
-    """Text form of one column for the CSV export."""
+def csv_column(series: pd.Series) -> pd.Series:
+    """Text form of one column for the CSV export (timestamps ISO UTC, booleans true/false, formulas neutralised)."""
     if str(series.dtype).startswith("datetime64"):
         stamps: pd.Series = series.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").astype(object)
         return stamps.where(series.notna(), "")
@@ -390,7 +390,7 @@ def _csv_column(series: pd.Series) -> pd.Series:
 
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
     """The CSV export of ``frame`` as UTF-8 bytes."""
-    text = pd.DataFrame({col: _csv_column(frame[col]) for col in frame.columns}, columns=list(frame.columns))
+    text = pd.DataFrame({col: csv_column(frame[col]) for col in frame.columns}, columns=list(frame.columns))
     return text.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
