@@ -709,11 +709,11 @@ def render(summary: dict[str, Any], sizes: list[int], helps: dict[str, float], e
         + (f", idle lab {v['idle_lab_cpu_pct']}% CPU" if "idle_lab_cpu_pct" in v else "")
         + (f", python bootstrap {v['python_bootstrap_s']} s" if "python_bootstrap_s" in v else "")
         for n, v in setup.items()) + "."]
-    any_setup: dict[str, Any] = next(iter(setup.values()), {})
+    any_setup: dict[str, Any] = {k: v for notes in setup.values() for k, v in notes.items()}
     if any_setup:
         lines.append(f"Probe: {any_setup.get('probe_items')} items, {any_setup.get('probe_script_bytes')} bytes of "
-                     "sh; Ansible playbook: one task per item"
-                     + (f" ({any_setup['ansible_tasks']} tasks)" if "ansible_tasks" in any_setup else "") + ".")
+                     "sh" + (f"; Ansible playbook: one task per item ({any_setup['ansible_tasks']} tasks)"
+                             if "ansible_tasks" in any_setup else "") + ".")
     return "\n".join(lines) + "\n", checks
 
 
