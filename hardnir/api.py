@@ -82,9 +82,7 @@ def _waiver_lookup(waivers: Sequence[Waiver], groups: Mapping[str, Sequence[str]
 
     def lookup(host: str, control: str) -> str | None:
         for w in waivers:
-            if w.control != control or (w.expires is not None and w.expires < day):
-                continue
-            if w.all_hosts or host in w.hosts or set(w.groups) & set(groups.get(host, ())):
+            if w.covers(control, host, groups.get(host, ())) and not w.expired(day):
                 return w.reason
         return None
 
