@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
-import fcntl
 import hashlib
 import os
 import select
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import paramiko
+
+from hardnir.known_hosts import KnownHosts
 
 CONNECTION_NAME = "hardnir"
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -104,56 +105,44 @@ def _key_files(value: object) -> list[str]:
 
 
 class HostKeyVerifier:
-    """Strict (default) or accept-new host-key checking against one known_hosts file."""
+    """Strict (default) or accept-new host-key checking against one known_hosts file.
+
+    The file is parsed once per process into a shared index (`hardnir.known_hosts`), not once per connection.
+    """
 
     def __init__(self, known_hosts: str | None, policy: str) -> None:
         if policy not in ("strict", "accept-new"):
             raise SSHError(f"host_key_policy must be 'strict' or 'accept-new', not {policy!r}")
         self.path = Path(known_hosts).expanduser() if known_hosts else None
         self.policy = policy
-
-    def _load(self) -> paramiko.HostKeys:
-        keys = paramiko.HostKeys()
-        if self.path and self.path.exists():
-            keys.load(str(self.path))
-        return keys
+        self.index = KnownHosts.shared(self.path)
 
     def preferred_type(self, name: str) -> str | None:
-        entry = self._load().lookup(name)
-        return next(iter(entry.keys()), None) if entry else None
+        types = self.index.lookup(name).types()
+        return types[0] if types else None
 
     def verify(self, name: str, key: paramiko.PKey) -> None:
-        known = self._load().lookup(name)
-        fp = fingerprint(key)
-        if known is not None and key.get_name() in known:
-            if known[key.get_name()] == key:
-                return
+        known = self.index.lookup(name)
+        key_type, blob, fp = key.get_name(), key.asbytes(), fingerprint(key)
+        if known.is_revoked(blob):
+            raise HostKeyError(f"{name}: host key {key_type} {fp} is marked @revoked in {self.path}; refusing")
+        if known.matches(key_type, blob):
+            return
+        if key_type in known.types():
             raise HostKeyError(
-                f"{name}: host key CHANGED ({key.get_name()} {fp}) and differs from {self.path}; refusing"
+                f"{name}: host key CHANGED ({key_type} {fp}) and differs from {self.path}; refusing"
             )
-        if known:
+        if known.known:
             raise HostKeyError(
-                f"{name}: host key {key.get_name()} {fp} does not match the "
-                f"{', '.join(known.keys())} key in {self.path}; refusing"
+                f"{name}: host key {key_type} {fp} does not match the "
+                f"{', '.join(known.types())} key in {self.path}; refusing"
             )
         if self.policy == "accept-new" and self.path is not None:
-            self._append(name, key)
+            if not self.index.append(name, key_type, key.get_base64()):
+                self.verify(name, key)  # another thread or process recorded a key first: judge against it
             return
         where = self.path or "no known_hosts file configured"
-        raise HostKeyError(f"{name}: unknown host key {key.get_name()} {fp} (not in {where}); refusing")
-
-    def _append(self, name: str, key: paramiko.PKey) -> None:
-        assert self.path is not None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = f"{name} {key.get_name()} {key.get_base64()}\n"
-        with self.path.open("a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                existing = self._load().lookup(name)
-                if not existing or key.get_name() not in existing:
-                    fh.write(line)
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        raise HostKeyError(f"{name}: unknown host key {key_type} {fp} (not in {where}); refusing")
 
 
 def _tcp_socket(hostname: str, port: int, timeout: float) -> socket.socket:
