@@ -123,7 +123,8 @@ def _probe(task: Task, conn: HardnirConnection, controls: Sequence[Control], tim
     items: list[tuple[str, str]] = []
     for control in controls:
         items.extend(control.probe_items(params_for(task, control)))
-    result = conn.run(probe.build_script(items), sudo=True, timeout=timeout)
+    script = probe.build(items)
+    result = conn.run(script.script, sudo=True, timeout=timeout)
     if result.timed_out:
         raise SSHError(f"probe timed out after {timeout:g}s")
     if result.exit_status != 0:
@@ -131,7 +132,11 @@ def _probe(task: Task, conn: HardnirConnection, controls: Sequence[Control], tim
         if "password is required" in result.stderr or "a terminal is required" in result.stderr:
             raise SSHError(f"sudo as {conn.login_user} needs a password (no NOPASSWD rule): {first}")
         raise SSHError(f"probe failed (exit {result.exit_status}): {first}")
-    return Facts(probe.parse_output(result.stdout), host=task.host.name, address=str(task.host.hostname or ""))
+    try:
+        parsed = script.parse(result.stdout)
+    except probe.ProbeParseError as exc:
+        raise SSHError(str(exc)) from None
+    return Facts(parsed, host=task.host.name, address=str(task.host.hostname or ""))
 
 
 def check_control(task: Task, control: Control, facts: Facts) -> Result:

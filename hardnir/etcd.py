@@ -11,19 +11,42 @@ from hardnir.facts import Facts, is_loopback_host, split_urls, url_host
 ETCD_UNITS = ("etcd2.service", "etcd-member.service", "etcd.service")
 TLS_KEYS = ("ca_file", "cert_file", "key_file")
 
+# Every etcd endpoint candidate (loopback and each global IPv4 address, ports 2379 and 4001) over http, and over
+# https without a client certificate. A port nothing listens on (the probe's `ss` output) is reported as curl would
+# (exit 7) without running curl; the rest are fetched by one curl process in parallel (OpenSSL starts once). One
+# line per URL in a fixed order. Curl older than 7.75 (no --parallel or %{exitcode}) gets one call per URL.
+_REACH = r"""_d=$HARDNIR_PROBE_DIR; _ips=127.0.0.1; _ports=
+while read -r a; do case $a in *:*) ;; *) _ips="$_ips ${a%/*}" ;; esac; done <"$_d/addrs"
+while read -r _ _ _ a _; do case $a in *:2379) _ports="$_ports 2379" ;; *:4001) _ports="$_ports 4001" ;; esac
+done <"$_d/listen"
+_n=0; set --
+for ip in $_ips; do for port in 2379 4001; do for s in http https; do
+  _n=$((_n+1)); case " $_ports " in *" $port "*) set -- "$@" -o "$_d/reach.$_n" "$s://$ip:$port/version" ;; esac
+done; done; done
+_out=
+[ $# -gt 0 ] && _out=$(curl -sSk -m 2 --parallel --parallel-immediate \
+  -w '%{url_effective} %{exitcode} %{errormsg}\n' "$@" 2>/dev/null)
+_n=0
+for ip in $_ips; do for port in 2379 4001; do for s in http https; do
+  _n=$((_n+1)); _u="$s://$ip:$port/version"; _b=
+  case " $_ports " in
+    *" $port "*)
+      case "$_out" in
+        *"$_u "*) _r=${_out#*"$_u "}; _r=${_r%%"$NL"*}; _rc=${_r%% *}; _b=${_r#* }
+          [ "$_rc" = 0 ] && { read -r _b <"$_d/reach.$_n" || true; } ;;
+        *) if [ $s = http ]; then _b=$(curl -sS -m 2 "$_u" 2>&1); else _b=$(curl -sSk -m 2 "$_u" 2>&1); fi
+          _rc=$? ;;
+      esac ;;
+    *) _rc=7; _b="nothing listens on port $port" ;;
+  esac
+  [ $s = http ] && _l=http || _l=https-nocert
+  printf '%s %s:%s %s %.120s\n' "$_l" "$ip" "$port" "$_rc" "${_b%%"$NL"*}"
+done; done; done"""
+
+
 def reach_probe() -> tuple[str, str]:
     """One line per probe: `<scheme> <host:port> <curl rc> <first bytes of the answer>`."""
-    cmd = (
-        "for ip in 127.0.0.1 $(ip -o -4 addr show scope global | awk '{sub(\"/.*\",\"\",$4); print $4}'); do "
-        "for port in 2379 4001; do "
-        "o=$(curl -sS -m 2 \"http://$ip:$port/version\" 2>&1); rc=$?; "
-        "printf 'http %s:%s %s %s\\n' \"$ip\" \"$port\" \"$rc\" \"$(printf '%s' \"$o\" | head -c 120 | tr -d "
-        "'\\n\\r')\"; "
-        "o=$(curl -sS -m 2 -k \"https://$ip:$port/version\" 2>&1); rc=$?; "
-        "printf 'https-nocert %s:%s %s %s\\n' \"$ip\" \"$port\" \"$rc\" \"$(printf '%s' \"$o\" | head -c 120 | "
-        "tr -d '\\n\\r')\"; done; done"
-    )
-    return "cmd:etcd-reach", cmd
+    return "cmd:etcd-reach", _REACH
 
 
 def reachability(facts: Facts) -> list[tuple[str, str, bool, str]]:

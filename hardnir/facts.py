@@ -37,7 +37,8 @@ class Unit:
 
     @property
     def is_enabled(self) -> str:
-        return self.get("IsEnabled", "unknown")
+        """`systemctl is-enabled`'s answer: the unit file state (older records carry it as IsEnabled)."""
+        return self.get("IsEnabled") or self.get("UnitFileState", "unknown")
 
     @property
     def exists(self) -> bool:

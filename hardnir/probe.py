@@ -1,20 +1,46 @@
-"""The probe: one POSIX-sh script per host that prints every fact the selected controls need.
+"""The probe: one POSIX-sh script per host that gathers every fact the selected controls need, in few processes.
 
-Gather once, evaluate many. Each probe item is a named shell command; the script runs them all in one SSH
-round trip (as root through one `sudo -n`), and frames each output as `@@ <rc> <name>` followed by one line of
-base64. Base64 framing means no output (ANSI escapes, NULs, a file that contains `@@`) can forge another item.
-The script needs only sh, coreutils and systemctl: CoreOS has no Python.
+Gather once, evaluate many. Controls ask for *items* by name (`unit:sshd.socket`, `file:/etc/...`,
+`socket:/run/fleet.sock`, `procenv:etcd.service`, `envfiles:locksmithd.service`, `cmd:<name>`); the probe gathers
+them in batches instead of one subshell each:
+
+- every unit in **one** `systemctl show` (its blocks come back in argument order);
+- every file in **one** `tar` archive, which keeps type, mode, owner, link target and content (big files and
+  non-regular files are described by `stat` instead);
+- every socket-access test in **one** privilege drop per user (`setpriv`, falling back to `runuser`);
+- the running environment and EnvironmentFiles of units from that same `systemctl show` output;
+- commands (`cmd:` items) run **concurrently**, each with its own output and exit status.
+
+Framing: the script writes each item to its own file in a private temp dir and prints **one** tar archive of them,
+base64-encoded once, after a `HARDNIR-PROBE/2` line. Tar headers carry each member's length, so nothing a host
+prints (ANSI escapes, NULs, a file that contains a fake header) can forge another item. The script needs sh,
+coreutils, tar, systemctl and setpriv (util-linux): CoreOS, Flatcar and Fedora CoreOS have no Python.
+
+The parser turns the archive back into `Item`s (name, exit status, text): the record format of facts, which
+`hardnir facts` writes and the unit tests' fixtures hold.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
+import hashlib
+import io
+import json
 import shlex
+import tarfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 ITEM_MAX_BYTES = 256 * 1024
+FILE_CONTENT_MAX_BYTES = 64 * 1024
+ARCHIVE_MAX_BYTES = 64 * 1024 * 1024  # a decompressed probe archive larger than this is refused (gzip bomb)
+MARKER = "HARDNIR-PROBE/2"
+PLAN_COMMENT = "# hardnir-probe-plan: "
+
+# Commands a target host must have for the probe (`hardnir doctor` checks them).
+REQUIRED_COMMANDS = ("sh", "systemctl", "tar", "gzip", "base64", "mktemp", "stat", "find", "setpriv", "id", "getent",
+                     "ss", "ip", "curl", "timeout", "sudo")
 
 UNIT_PROPERTIES = (
     "Id",
@@ -35,90 +61,230 @@ UNIT_PROPERTIES = (
     "TriggerLimitBurst",
 )
 
-_PRELUDE = r"""
-export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_PAGER= SYSTEMD_COLORS=0
-T=$(mktemp 2>/dev/null || echo /tmp/hardnir-probe.$$)
-trap 'rm -f "$T"' EXIT
-_b64() { base64 -w0; }
-_p() {
-  ( eval "$2" ) </dev/null >"$T" 2>&1; _rc=$?
-  printf '@@ %s %s\n' "$_rc" "$1"; head -c %(cap)d "$T" | _b64; echo
-}
-"""
-
-UNIT_CMD = "systemctl show {props} {unit}; printf 'IsEnabled=%s\\n' \"$(systemctl is-enabled {unit} 2>&1)\""
-FILE_CMD = (
-    "f={path}; if [ -L \"$f\" ]; then printf 'type=link\\ntarget=%s\\n' \"$(readlink \"$f\")\"; "
-    "elif [ -f \"$f\" ]; then printf 'type=file\\nstat=%s\\nsha256=%s\\n' "
-    "\"$(stat -c '%a %U %G %s' \"$f\")\" \"$(sha256sum <\"$f\" | cut -d' ' -f1)\"; "
-    "printf 'content='; head -c 65536 \"$f\" | _b64; echo; "
-    "elif [ -e \"$f\" ]; then printf 'type=other\\nstat=%s\\n' \"$(stat -c '%F %a %U %G' \"$f\")\"; "
-    "else echo type=missing; fi"
-)
-SOCKET_CMD = (
-    "s={path}; if [ -S \"$s\" ]; then printf 'stat=%s\\n' \"$(stat -L -c '%a %U %G' \"$s\")\"; "
-    "if id {user} >/dev/null 2>&1; then "
-    "if sudo -n -u {user} test -w \"$s\" 2>/dev/null; then echo user_writable=yes; "
-    "else echo user_writable=no; fi; fi; else echo stat=missing; fi"
-)
-PROCENV_CMD = (
-    "P=$(systemctl show -p MainPID {unit} | cut -d= -f2); "
-    "if [ -n \"$P\" ] && [ \"$P\" -gt 0 ] 2>/dev/null; then tr '\\0' '\\n' </proc/$P/environ; "
-    "else exit 3; fi"
-)
-ENVFILES_CMD = (
-    "systemctl show -p EnvironmentFiles {unit} | sed -n 's/^EnvironmentFiles=\\([^ ]*\\).*/\\1/p' | "
-    "while read -r f; do printf '## %s\\n' \"$f\"; cat \"$f\" 2>/dev/null; echo; done"
-)
+KINDS = ("unit", "file", "socket", "procenv", "envfiles", "cmd")
 
 
 def unit_item(unit: str) -> tuple[str, str]:
-    props = " ".join(f"-p {p}" for p in UNIT_PROPERTIES)
-    return f"unit:{unit}", UNIT_CMD.format(props=props, unit=shlex.quote(unit))
+    return f"unit:{unit}", ""
 
 
 def file_item(path: str) -> tuple[str, str]:
-    return f"file:{path}", FILE_CMD.format(path=shlex.quote(path))
+    return f"file:{path}", ""
 
 
 def socket_item(path: str, user: str = "core") -> tuple[str, str]:
-    return f"socket:{path}", SOCKET_CMD.format(path=shlex.quote(path), user=shlex.quote(user))
+    """The socket's live mode and owner, and whether `user` may connect to it (the second element)."""
+    return f"socket:{path}", user
 
 
 def procenv_item(unit: str) -> tuple[str, str]:
-    return f"procenv:{unit}", PROCENV_CMD.format(unit=shlex.quote(unit))
+    return f"procenv:{unit}", ""
 
 
 def envfiles_item(unit: str) -> tuple[str, str]:
-    return f"envfiles:{unit}", ENVFILES_CMD.format(unit=shlex.quote(unit))
+    return f"envfiles:{unit}", ""
 
 
 def command_item(name: str, command: str) -> tuple[str, str]:
     return f"cmd:{name}", command
 
 
+_HOSTNAME = "read -r h </proc/sys/kernel/hostname && printf '%s\\n' \"$h\""
 COMMON_ITEMS: tuple[tuple[str, str], ...] = (
-    command_item("os-release", "cat /etc/os-release"),
-    command_item("systemd-version", "systemctl --version | head -1"),
-    command_item("hostname", "uname -n"),
+    command_item("os-release", "_cat /etc/os-release"),
+    command_item("hostname", _HOSTNAME),
     command_item("login-user", "printf '%s\\n' \"${SUDO_USER:-$(id -un)}\""),
-    command_item("addresses", "ip -o addr show scope global | awk '{print $4}'"),
-    command_item("listeners", "ss -ltn | tail -n +2"),
-    command_item("hardnir-state", "for f in /var/lib/hardnir/runs/*/*/state; do [ -f \"$f\" ] && "
-                 "printf '%s %s\\n' \"$f\" \"$(cat \"$f\")\"; done; true"),
+    command_item("addresses", '_cat "$D/addrs"'),
+    command_item("listeners", '_cat "$D/listen"'),
+    command_item("hardnir-state", "for f in /var/lib/hardnir/runs/*/*/state; do if [ -f \"$f\" ]; then "
+                 "read -r s <\"$f\"; printf '%s %s\\n' \"$f\" \"$s\"; fi; done; true"),
 )
+
+# The prelude: environment, a private scratch dir removed on exit, and what commands may use: `$NL` (a newline),
+# `_cat FILE` (a reader with no process), `$D/addrs` (global addresses, one CIDR a line) and `$D/listen`
+# (listening TCP sockets as `ss -Hltn` prints them), each gathered once for every item that needs it.
+_PRELUDE = r"""export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_PAGER= SYSTEMD_COLORS=0
+umask 077
+NL='
+'
+D=$(mktemp -d /tmp/hardnir-probe.XXXXXXXX) || { echo "hardnir probe: cannot create a temp dir" >&2; exit 70; }
+trap 'rm -rf "$D"' EXIT
+trap 'exit 143' HUP INT TERM
+export HARDNIR_PROBE_DIR="$D"
+ip -o addr show scope global 2>/dev/null | while read -r _ _ _ a _; do echo "$a"; done >"$D/addrs"
+ss -Hltn >"$D/listen" 2>/dev/null || ss -ltn 2>/dev/null | tail -n +2 >"$D/listen"
+_cat() { [ -r "$1" ] || return 1; while IFS= read -r _l || [ -n "$_l" ]; do printf '%s\n' "$_l"; done <"$1"; }
+_run() { ( eval "$2" ) </dev/null >"$D/i$1" 2>&1; echo "$1 $?" >>"$D/rc"; }
+_put() { printf '%s' "$2" >"$D/i$1"; echo "$1 ${3:-0}" >>"$D/rc"; }
+"""
+
+_UNITS = r"""systemctl show {props} -- {units} >"$D/units" 2>/dev/null; echo "units $?" >>"$D/rc"
+_i=0
+while IFS= read -r _l; do
+  case $_l in
+    '') _i=$((_i+1)) ;;
+    MainPID=*) eval "_pid$_i=\${{_l#MainPID=}}" ;;
+    EnvironmentFiles=*) eval "_ef$_i=\"\${{_ef$_i}}\${{_l#EnvironmentFiles=}}\$NL\"" ;;
+  esac
+done <"$D/units"
+"""
+
+_PROCENV = r"""eval "_p=\${{_pid{unit}:-0}}"
+if [ "$_p" -gt 0 ] 2>/dev/null && [ -r "/proc/$_p/environ" ]; then
+  tr '\0' '\n' <"/proc/$_p/environ" >"$D/i{idx}" 2>&1; echo "{idx} $?" >>"$D/rc"
+else _put {idx} '' 3; fi
+"""
+
+_ENVFILES = r"""eval "_list=\${{_ef{unit}}}"
+printf '%s' "$_list" | while read -r _f _; do printf '## %s\n' "$_f"; _cat "$_f"; echo; done >"$D/i{idx}" 2>&1
+echo "{idx} 0" >>"$D/rc"
+"""
+
+# Files, pass 1 (shell builtins only): links go to the archive, regular files are size-checked in pass 2,
+# anything else is described by stat, a missing path says so.
+_FILE = r"""_fp{idx}={path}
+if [ -L "$_fp{idx}" ]; then set -- "$@" {rel}
+elif [ -f "$_fp{idx}" ]; then _reg="$_reg {idx}"
+elif [ -e "$_fp{idx}" ]; then _put {idx} "type=other${{NL}}stat=$(stat -c '%F %a %U %G' "$_fp{idx}")$NL"
+else _put {idx} "type=missing$NL"; fi
+"""
+
+# Files, pass 2: one `find` names the regular files too big to archive; those get stat, sha256 and a capped head.
+_FILES_BIG = r"""if [ -n "$_reg" ]; then
+  _fa=; for _j in $_reg; do _fa="$_fa \"\$_fp$_j\""; done
+  eval "_bigs=\$(find $_fa -maxdepth 0 -size +{cap}c 2>/dev/null)"
+  for _j in $_reg; do
+    eval "_f=\$_fp$_j"
+    case "$NL$_bigs$NL" in
+      *"$NL$_f$NL"*) _put "$_j" "type=file${{NL}}stat=$(stat -c '%a %U %G %s' "$_f")${{NL}}sha256=$(sha256sum <"$_f" \
+| cut -d' ' -f1)${{NL}}content=$(head -c {content_cap} "$_f" | base64 -w0)$NL" ;;
+      *) set -- "$@" "${{_f#/}}" ;;
+    esac
+  done
+fi
+"""
+
+_SOCKET_STAT = r"""_sp{idx}={path}
+if [ -S "$_sp{idx}" ]; then _put {idx} "stat=$(stat -L -c '%a %U %G' "$_sp{idx}")$NL"; _ws{group}="$_ws{group} {idx}"
+else _put {idx} "stat=missing$NL"; fi
+"""
+
+# One privilege drop per user for every socket it must be tested against: `[ -w ]` as that user, with its groups.
+_SOCKET_ACCESS = r"""_u={user}
+if [ -n "$_ws{group}" ] && _g=$(id -g -- "$_u" 2>/dev/null); then
+  _sa=; for _j in $_ws{group}; do _sa="$_sa \"\$_sp$_j\""; done
+  _t='for s do if [ -w "$s" ]; then echo yes; else echo no; fi; done'
+  if command -v setpriv >/dev/null; then _drop='setpriv --reuid="$_u" --regid="$_g" --init-groups --'
+  else _drop='runuser -u "$_u" --'; fi
+  eval "_w=\$($_drop sh -c \"\$_t\" sh $_sa)"
+  for _j in $_ws{group}; do
+    _a=${{_w%%"$NL"*}}; _w=${{_w#*"$NL"}}
+    printf 'user_writable=%s\n' "$_a" >>"$D/i$_j"
+  done
+fi
+"""
+
+_ARCHIVE = r"""wait
+cd "$D" || exit 70
+printf '%s\n' '{marker}'
+tar -cf - --hard-dereference --ignore-failed-read rc units i* --no-recursion -C / "$@" 2>/dev/null \
+  | gzip -1 | base64 -w0
+echo
+"""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one probe script asks for: item names (the script's item files are numbered in this order) and the
+    argument of each (a command, or the user of a socket test)."""
+
+    names: tuple[str, ...]
+    args: tuple[str, ...]
+
+    def to_comment(self) -> str:
+        """The item names as one comment line of the script: sh ignores it; a simulated host reads it."""
+        return PLAN_COMMENT + base64.b64encode(json.dumps(self.names).encode()).decode()
+
+
+def names_from_script(script: str) -> tuple[str, ...] | None:
+    """The item names a probe script asks for (read back from its comment line), or None if it is no probe."""
+    for line in script.splitlines():
+        if line.startswith(PLAN_COMMENT):
+            try:
+                names = json.loads(base64.b64decode(line[len(PLAN_COMMENT):]))
+            except ValueError:
+                return None
+            return tuple(str(n) for n in names) if isinstance(names, list) else None
+    return None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A probe script and the plan its output is parsed with."""
+
+    script: str
+    plan: Plan
+
+    def parse(self, output: str) -> dict[str, Item]:
+        return parse_output(output, self.plan)
+
+
+def _plan(items: Iterable[tuple[str, str]]) -> Plan:
+    unique: dict[str, str] = dict(COMMON_ITEMS)
+    for name, arg in items:
+        kind = name.partition(":")[0]
+        if kind not in KINDS:
+            raise ValueError(f"unknown probe item kind in {name!r}")
+        if "\n" in name or "\x00" in name:
+            raise ValueError(f"probe item name {name!r} holds a newline or NUL")
+        unique.setdefault(name, arg)
+    return Plan(tuple(unique), tuple(unique.values()))
+
+
+def _units(plan: Plan) -> list[str]:
+    """The units of one `systemctl show`, in argument order: every unit a unit, procenv or envfiles item names."""
+    return list(dict.fromkeys(value for kind, _, value in (n.partition(":") for n in plan.names)
+                              if kind in ("unit", "procenv", "envfiles")))
+
+
+def build(items: Iterable[tuple[str, str]]) -> Probe:
+    """The probe for these items (duplicates removed, common items first)."""
+    plan = _plan(items)
+    units = _units(plan)
+
+    def unit_index(unit: str) -> int:
+        return units.index(unit)
+    out = [plan.to_comment(), _PRELUDE]
+    for idx, (name, arg) in enumerate(zip(plan.names, plan.args, strict=True)):
+        if name.startswith("cmd:"):
+            out.append(f"_run {idx} {shlex.quote(arg)} &")
+    if units:
+        props = " ".join(f"-p {p}" for p in UNIT_PROPERTIES)
+        out.append(_UNITS.format(props=props, units=" ".join(shlex.quote(u) for u in units)))
+    else:
+        out.append(': >"$D/units"; echo "units 0" >>"$D/rc"')
+    out.append("set --; _reg=")
+    socket_users: dict[str, int] = {}
+    for idx, (name, arg) in enumerate(zip(plan.names, plan.args, strict=True)):
+        kind, _, value = name.partition(":")
+        if kind == "procenv":
+            out.append(_PROCENV.format(unit=unit_index(value), idx=idx))
+        elif kind == "envfiles":
+            out.append(_ENVFILES.format(unit=unit_index(value), idx=idx))
+        elif kind == "file":
+            out.append(_FILE.format(path=shlex.quote(value), rel=shlex.quote(value.lstrip("/") or "."), idx=idx))
+        elif kind == "socket":
+            group = socket_users.setdefault(arg or "core", len(socket_users))
+            out.append(_SOCKET_STAT.format(path=shlex.quote(value), idx=idx, group=group))
+    out.append(_FILES_BIG.format(cap=ITEM_MAX_BYTES, content_cap=FILE_CONTENT_MAX_BYTES))
+    for user, group in socket_users.items():
+        out.append(_SOCKET_ACCESS.format(user=shlex.quote(user), group=group))
+    out.append(_ARCHIVE.format(marker=MARKER))
+    return Probe("\n".join(out) + "\nexit 0\n", plan)
 
 
 def build_script(items: Iterable[tuple[str, str]]) -> str:
-    """The probe script for these items (duplicates removed, common items first)."""
-    unique: dict[str, str] = dict(COMMON_ITEMS)
-    for name, command in items:
-        unique.setdefault(name.replace("\n", "?"), command)
-    lines = [_PRELUDE.replace("%(cap)d", str(ITEM_MAX_BYTES))]
-    for name, command in unique.items():
-        lines.append(f"_p {shlex.quote(name)} {shlex.quote(command)}")
-    lines.append("exit 0")
-    return "\n".join(lines) + "\n"
+    return build(items).script
 
 
 @dataclass(frozen=True)
@@ -133,28 +299,107 @@ class ProbeParseError(ValueError):
     """The probe output is not what the probe prints (truncated, or not our probe)."""
 
 
-def parse_output(output: str) -> dict[str, Item]:
-    """Turn the framed probe output into items. Never raises on hostile content; bad frames are skipped."""
-    items: dict[str, Item] = {}
+def _text(data: bytes, cap: int = ITEM_MAX_BYTES) -> str:
+    return data[:cap].decode("utf-8", "replace")
+
+
+def _archive(output: str) -> tarfile.TarFile:
     lines = output.split("\n")
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        if not line.startswith("@@ "):
+    for i in range(len(lines) - 1, -1, -1):  # the archive is the last thing the script prints
+        if lines[i].strip() == MARKER:
+            payload = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            try:
+                raw = base64.b64decode(payload, validate=True)
+                inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
+                data = inflate.decompress(raw, ARCHIVE_MAX_BYTES)
+                if inflate.unconsumed_tail:
+                    raise ProbeParseError(f"probe archive exceeds {ARCHIVE_MAX_BYTES >> 20} MiB; refusing it")
+                return tarfile.open(fileobj=io.BytesIO(data), mode="r:")
+            except ProbeParseError:
+                raise
+            except Exception as exc:  # hostile bytes: any decoder error means "corrupt"
+                raise ProbeParseError(f"probe output is truncated or corrupt ({exc.__class__.__name__})") from None
+    raise ProbeParseError("probe output has no hardnir probe archive (not a hardnir probe, or truncated)")
+
+
+def _members(archive: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
+    members: dict[str, tarfile.TarInfo] = {}
+    try:
+        for member in archive:
+            members.setdefault(member.name.rstrip("/"), member)
+    except Exception:  # noqa: S110 (a truncated or hostile tail: keep what was read)
+        pass
+    return members
+
+
+def _read(archive: tarfile.TarFile, member: tarfile.TarInfo | None) -> bytes | None:
+    if member is None:
+        return None
+    try:
+        handle = archive.extractfile(member)
+        return handle.read(ITEM_MAX_BYTES + 1) if handle is not None else None
+    except Exception:  # a hostile archive: the member is unknown
+        return None
+
+
+def _exit_codes(archive: tarfile.TarFile, member: tarfile.TarInfo | None) -> dict[str, int]:
+    """The `rc` member: one `<item index or section> <exit status>` line per item the script ran."""
+    data = _read(archive, member)
+    codes: dict[str, int] = {}
+    for line in (data or b"").decode("ascii", "replace").splitlines():
+        key, _, value = line.partition(" ")
+        if value.lstrip("-").isdigit() and len(value) < 6:
+            codes[key] = int(value)
+    return codes
+
+
+def _file_text(archive: tarfile.TarFile, member: tarfile.TarInfo) -> str | None:
+    """A file item in the record format: type, stat (mode owner group size), sha256 and the first 64 KiB."""
+    if member.issym():
+        return f"type=link\ntarget={member.linkname}\n"
+    if not (member.isfile() or member.islnk()):
+        return None
+    data = _read(archive, member)
+    if data is None:
+        return None
+    mode = format(member.mode & 0o7777, "o")
+    owner, group = member.uname or str(member.uid), member.gname or str(member.gid)
+    content = base64.b64encode(data[:FILE_CONTENT_MAX_BYTES]).decode()
+    return (f"type=file\nstat={mode} {owner} {group} {len(data)}\nsha256={hashlib.sha256(data).hexdigest()}\n"
+            f"content={content}\n")
+
+
+def _unit_blocks(text: str, count: int) -> list[str]:
+    blocks = text.split("\n\n")
+    return [b.strip("\n") + "\n" for b in blocks[:count]] if len(blocks) >= count else []
+
+
+def parse_output(output: str, plan: Plan) -> dict[str, Item]:
+    """The probe's items. Never raises on hostile content inside the archive; a missing archive is an error."""
+    if not output.strip():
+        return {}
+    archive = _archive(output)
+    members = _members(archive)
+    units = _units(plan)
+    units_data = _read(archive, members.get("units"))
+    blocks = _unit_blocks(_text(units_data), len(units)) if units_data is not None else []
+    codes = _exit_codes(archive, members.get("rc"))
+    units_rc = codes.get("units", -1)
+    items: dict[str, Item] = {}
+    for idx, name in enumerate(plan.names):
+        kind, _, value = name.partition(":")
+        if kind == "unit":
+            if blocks:
+                items[name] = Item(units_rc, blocks[units.index(value)])
             continue
-        rc, _, name = line[3:].partition(" ")
-        if not name or not rc.lstrip("-").isdigit() or len(rc) > 6:
-            continue
-        payload = lines[i] if i < len(lines) else ""
-        i += 1
-        try:
-            raw = base64.b64decode(payload.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        items[name] = Item(rc=int(rc), text=raw.decode("utf-8", "replace"))
-    if not items and output.strip():
-        raise ProbeParseError("probe output has no items (not a hardnir probe, or truncated)")
+        data = _read(archive, members.get(f"i{idx}"))
+        if data is not None:
+            items[name] = Item(codes.get(str(idx), -1), _text(data))
+        elif kind == "file":
+            member = members.get(value.lstrip("/"))
+            text = _file_text(archive, member) if member is not None else None
+            if text is not None:
+                items[name] = Item(0, text)
     return items
 
 

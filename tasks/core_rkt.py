@@ -34,10 +34,10 @@ META = ControlMeta(
 
 DEFAULTS: Mapping[str, Any] = {"user": "core"}
 # Vendor files that mention rkt, and every /etc or /run override (an override of the same name hides them).
-SYSUSERS_CMD = (
+SYSUSERS_CMD = (  # shell builtins only (`_cat` is the probe's own reader): one fork per file at most
     "for f in /usr/lib/sysusers.d/*.conf /run/sysusers.d/*.conf /etc/sysusers.d/*.conf; do "
-    "[ -f \"$f\" ] || continue; case $f in /usr/*) grep -q rkt \"$f\" || continue;; esac; "
-    "printf '## %s\\n' \"$f\"; head -c 8192 \"$f\"; [ -n \"$(tail -c1 \"$f\")\" ] && echo; done; true"
+    "[ -f \"$f\" ] || continue; case $f in /usr/*) case $(_cat \"$f\") in *rkt*) ;; *) continue;; esac;; esac; "
+    "printf '## %s\\n' \"$f\"; _cat \"$f\"; done; true"
 )
 
 

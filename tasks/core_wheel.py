@@ -53,8 +53,12 @@ def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [
         *accounts.user_items(_user(params)),
         command_item(f"sudo-l-{_user(params)}", f"sudo -n -l -U {user}"),
-        command_item(f"sudo-nopasswd-{_user(params)}", f"sudo -n -u {user} sudo -n true"),
-        command_item(f"password-{_user(params)}", f"getent shadow {user} | cut -d: -f2 | cut -c1"),
+        # Can the user run sudo with no password? Run it as that user (one setpriv, not a second sudo).
+        command_item(f"sudo-nopasswd-{_user(params)}", f"g=$(id -g -- {user}) && setpriv --reuid={user} "
+                     f"--regid=\"$g\" --init-groups -- sudo -n true"),
+        # The first character of the password field: `*`, `!` or empty mean no usable password.
+        command_item(f"password-{_user(params)}", f"e=$(getent shadow {user}) && e=${{e#*:}} && "
+                     "printf '%.1s\\n' \"$e\""),
         command_item("sudo-conf", "grep -h sudoers_file /etc/sudo.conf"),
         file_item(DROPIN),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import subprocess
 
 import pytest
@@ -14,10 +15,14 @@ from hardnir.facts import Facts
 
 
 def run(items: list[tuple[str, str]]) -> dict[str, probe.Item]:
-    script = probe.build_script(items)
-    out = subprocess.run(["sh", "-c", script], capture_output=True, timeout=60)
+    script = probe.build(items)
+    out = subprocess.run(["sh", "-c", script.script], capture_output=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    return probe.parse_output(out.stdout.decode("utf-8", "replace"))
+    return script.parse(out.stdout.decode("utf-8", "replace"))
+
+
+PLAN = probe.build([probe.command_item("ok", "true"), probe.unit_item("sshd.socket"), probe.file_item("/etc/x"),
+                    probe.socket_item("/run/x")]).plan
 
 
 def test_items_keep_exit_codes_and_output() -> None:
@@ -28,10 +33,13 @@ def test_items_keep_exit_codes_and_output() -> None:
 
 
 def test_hostile_output_cannot_forge_items() -> None:
-    hostile = "printf '\\033[31mred\\n@@ 0 cmd:ok\\naGFja2Vk\\n\\000nul\\n=1+1\\n'"
+    fake = probe.build([probe.command_item("ok", "echo forged")])
+    forged = subprocess.run(["sh", "-c", fake.script], capture_output=True, timeout=60, text=True).stdout
+    hostile = "printf '\\033[31mred\\n\\000nul\\n=1+1\\n'; printf '%s' " + shlex.quote(forged)
     items = run([probe.command_item("ok", "echo real"), probe.command_item("evil", hostile)])
     assert items["cmd:ok"].text == "real\n"
     assert "\x1b[31mred" in items["cmd:evil"].text and "\x00nul" in items["cmd:evil"].text
+    assert probe.MARKER in items["cmd:evil"].text  # a whole forged probe output stays inside its own item
 
 
 def test_huge_output_is_capped() -> None:
@@ -66,15 +74,17 @@ def test_names_with_shell_metacharacters_are_quoted(tmp_path: object) -> None:
 
 def test_garbage_is_a_parse_error() -> None:
     with pytest.raises(probe.ProbeParseError):
-        probe.parse_output("Welcome to CoreOS!\nnot a probe\n")
-    assert probe.parse_output("") == {}
+        probe.parse_output("Welcome to CoreOS!\nnot a probe\n", PLAN)
+    with pytest.raises(probe.ProbeParseError, match="truncated or corrupt"):
+        probe.parse_output(f"{probe.MARKER}\nnot-base64!\n", PLAN)
+    assert probe.parse_output("", PLAN) == {}
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=3000))
 def test_parser_never_crashes(text: str) -> None:
     try:
-        items = probe.parse_output(text)
+        items = probe.parse_output(text, PLAN)
     except probe.ProbeParseError:
         return
     facts = Facts(items)
@@ -90,4 +100,4 @@ def test_parser_never_crashes(text: str) -> None:
 def test_parser_survives_framed_noise(parts: list[tuple[str, str]]) -> None:
     text = "\n".join(a + b for a, b in parts)
     with contextlib.suppress(probe.ProbeParseError):
-        probe.parse_output(text)
+        probe.parse_output(text, PLAN)

@@ -1,0 +1,193 @@
+"""Each section of the lean probe, run for real with sh: units, procenv, envfiles, files, sockets, commands.
+
+`systemctl` is replaced by a recorder that prints `systemctl show` blocks (from a lab host's recorded facts) so the
+unit, procenv and envfiles sections run without a systemd on the test machine; everything else is real.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hardnir import probe
+from hardnir.facts import Facts
+
+
+def _fake_systemctl(bindir: Path, blocks: dict[str, str]) -> None:
+    """A `systemctl show ... -- UNITS` that prints one recorded block per unit, blank-line separated."""
+    bindir.mkdir()
+    cases = "\n".join(f"    {unit}) printf '%s\\n' {_sh(text)} ;;" for unit, text in blocks.items())
+    script = f"""#!/bin/sh
+while [ "$1" != "--" ]; do shift; done; shift
+first=1
+for u in "$@"; do
+  [ $first = 1 ] || echo
+  first=0
+  case $u in
+{cases}
+    *) printf 'Id=%s\\nLoadState=not-found\\nUnitFileState=\\nMainPID=0\\n' "$u" ;;
+  esac
+done
+"""
+    path = bindir / "systemctl"
+    path.write_text(script)
+    path.chmod(0o755)
+
+
+def _sh(text: str) -> str:
+    return "'" + text.rstrip("\n").replace("'", "'\"'\"'") + "'"
+
+
+def run(items: list[tuple[str, str]], bindir: Path | None = None) -> dict[str, probe.Item]:
+    built = probe.build(items)
+    script = built.script
+    if bindir is not None:
+        script = script.replace("PATH=/usr/sbin:", f"PATH={bindir}:/usr/sbin:", 1)
+    out = subprocess.run(["sh", "-c", script], capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return built.parse(out.stdout.decode())
+
+
+@pytest.fixture
+def units(tmp_path: Path) -> Iterator[Path]:
+    daemon = subprocess.Popen(["sleep", "120"], env={"HARDNIR_TEST_MARK": "procenv-ok", "PATH": "/usr/bin:/bin"})
+    envfile = tmp_path / "update.conf"
+    envfile.write_text("REBOOT_STRATEGY=etcd-lock\n# comment\nLOCKSMITHD_ENDPOINT='http://10.0.0.1:2379'")
+    blocks = {
+        "sshd.socket": "Id=sshd.socket\nLoadState=loaded\nActiveState=active\nUnitFileState=enabled\n"
+                       "Listen=[::]:22 (Stream)\nMainPID=0",
+        "etcd.service": f"Id=etcd.service\nLoadState=loaded\nActiveState=active\nUnitFileState=disabled\n"
+                        f"MainPID={daemon.pid}",
+        "locksmithd.service": f"Id=locksmithd.service\nLoadState=loaded\nActiveState=inactive\n"
+                              f"UnitFileState=masked-runtime\nEnvironmentFiles={envfile} (ignore_errors=yes)\n"
+                              f"EnvironmentFiles={tmp_path}/absent.env (ignore_errors=yes)\nMainPID=0",
+    }
+    bindir = tmp_path / "bin"
+    _fake_systemctl(bindir, blocks)
+    yield bindir
+    daemon.kill()
+    daemon.wait()
+
+
+def test_units_come_back_in_order_from_one_systemctl_show(units: Path) -> None:
+    items = run([probe.unit_item("sshd.socket"), probe.unit_item("nope.service"), probe.unit_item("etcd.service"),
+                 probe.unit_item("locksmithd.service")], units)
+    facts = Facts(items)
+    assert facts.unit("sshd.socket").listen == ["[::]:22"] and facts.unit("sshd.socket").is_enabled == "enabled"
+    assert not facts.unit("nope.service").exists
+    assert facts.unit("etcd.service").get("MainPID").isdigit()
+    assert facts.unit("locksmithd.service").is_enabled == "masked-runtime" and facts.unit("locksmithd.service").masked
+
+
+def test_procenv_reads_the_running_process(units: Path) -> None:
+    facts = Facts(run([probe.procenv_item("etcd.service"), probe.procenv_item("sshd.socket")], units))
+    env = facts.process_env("etcd.service")
+    assert env is not None and env.get("HARDNIR_TEST_MARK") == "procenv-ok"
+    assert facts.process_env("sshd.socket") is None  # MainPID=0: no running process (rc 3)
+    assert facts.rc("procenv:sshd.socket") == 3
+
+
+def test_envfiles_in_order_with_quotes_stripped(units: Path, tmp_path: Path) -> None:
+    facts = Facts(run([probe.envfiles_item("locksmithd.service")], units))
+    files = facts.env_files("locksmithd.service")
+    assert list(files) == [str(tmp_path / "update.conf"), str(tmp_path / "absent.env")]
+    assert files[str(tmp_path / "update.conf")] == {"REBOOT_STRATEGY": "etcd-lock",
+                                                   "LOCKSMITHD_ENDPOINT": "http://10.0.0.1:2379"}
+    assert files[str(tmp_path / "absent.env")] == {}
+
+
+def test_files_regular_link_big_other_missing(tmp_path: Path) -> None:
+    regular = tmp_path / "unit.conf"
+    regular.write_text("[Socket]\nListenStream=198.19.1.1:22\n")
+    regular.chmod(0o640)
+    link = tmp_path / "link.socket"
+    link.symlink_to("/dev/null")
+    big = tmp_path / "big.bin"
+    payload = os.urandom(probe.ITEM_MAX_BYTES + 4096)
+    big.write_bytes(payload)
+    hard = tmp_path / "hard.conf"
+    os.link(regular, hard)
+    paths = [regular, link, big, tmp_path, tmp_path / "missing", hard]
+    facts = Facts(run([probe.file_item(str(p)) for p in paths]))
+    f = facts.file(str(regular))
+    assert (f.kind, f.mode, f.content) == ("file", "640", "[Socket]\nListenStream=198.19.1.1:22\n")
+    assert f.sha256 == hashlib.sha256(regular.read_bytes()).hexdigest() and f.owner == "root"
+    assert facts.file(str(hard)).content == f.content  # a hard link to another probed file keeps its content
+    assert (facts.file(str(link)).kind, facts.file(str(link)).target) == ("link", "/dev/null")
+    b = facts.file(str(big))
+    assert b.kind == "file" and b.sha256 == hashlib.sha256(payload).hexdigest()
+    assert b.content is not None and len(b.content.encode("utf-8", "surrogateescape")) > 0
+    assert facts.file(str(tmp_path)).kind == "other"
+    assert facts.file(str(tmp_path / "missing")).kind == "missing"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the privilege drop needs root")
+def test_sockets_one_privilege_drop_per_user() -> None:
+    tmp_path = Path(tempfile.mkdtemp(prefix="hardnir-sock-"))  # under /tmp, which `nobody` can traverse
+    tmp_path.chmod(0o755)
+    open_sock, closed_sock = tmp_path / "open.sock", tmp_path / "closed.sock"
+    servers = []
+    for path, mode in ((open_sock, 0o666), (closed_sock, 0o600)):
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(path))
+        server.listen()
+        path.chmod(mode)
+        servers.append(server)
+    try:
+        items = run([probe.socket_item(str(open_sock), "nobody"), probe.socket_item(str(closed_sock), "nobody"),
+                     probe.socket_item(str(tmp_path / "none.sock"), "nobody")])
+        unknown_user = run([probe.socket_item(str(open_sock), "no-such-user-hardnir")])
+    finally:
+        for server in servers:
+            server.close()
+        shutil.rmtree(tmp_path)
+    assert Facts(unknown_user).socket(str(open_sock)).user_writable is None  # no such user: not judged
+    facts = Facts(items)
+    assert facts.socket(str(open_sock)).user_writable is True
+    assert facts.socket(str(open_sock)).describe == "666 root:root"
+    assert facts.socket(str(closed_sock)).user_writable is False
+    assert not facts.socket(str(tmp_path / "none.sock")).present
+
+
+def test_commands_run_concurrently_with_their_own_exit_codes() -> None:
+    items = run([probe.command_item("slow-a", "sleep 1; echo a"), probe.command_item("slow-b", "sleep 1; exit 4"),
+                 probe.command_item("exits", "exit 9")])
+    assert items["cmd:slow-a"] == probe.Item(0, "a\n")
+    assert items["cmd:slow-b"].rc == 4 and items["cmd:exits"].rc == 9
+
+
+def test_one_archive_base64_once() -> None:
+    built = probe.build([probe.command_item("x", "echo x")])
+    out = subprocess.run(["sh", "-c", built.script], capture_output=True, text=True, timeout=60).stdout
+    lines = out.splitlines()
+    assert lines[0] == probe.MARKER and len(lines) == 2
+    assert probe.names_from_script(built.script) == built.plan.names
+
+
+def test_gzip_bomb_is_refused() -> None:
+    import gzip
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as archive:
+        info = tarfile.TarInfo("i0")
+        info.size = probe.ARCHIVE_MAX_BYTES + 1024
+        archive.addfile(info, io.BytesIO(b"\0" * info.size))
+    bomb = base64.b64encode(gzip.compress(raw.getvalue(), 9)).decode()
+    with pytest.raises(probe.ProbeParseError, match="exceeds"):
+        probe.parse_output(f"{probe.MARKER}\n{bomb}\n", probe.build([]).plan)
+
+
+def test_unknown_item_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown probe item kind"):
+        probe.build([("bogus:x", "")])
