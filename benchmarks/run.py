@@ -26,16 +26,16 @@ import platform
 import re
 import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from measure import Measurement, log, measure
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -54,109 +54,6 @@ PYTHON_PRUNE = ("test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepi
 TOOLS = ("hardnir", "paramiko", "openssh", "ansible")
 PROBE_PRELUDE = "export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_PAGER= SYSTEMD_COLORS=0\n" \
                 "_b64() { base64 -w0; }\n"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# --- measuring one client run ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Measurement:
-    tool: str
-    hosts: int
-    round: int
-    wall_s: float
-    cpu_s: float  # user + sys of the child and every descendant it waited for
-    user_s: float
-    sys_s: float
-    maxrss_mb: float  # largest single process of the client (wait4 ru_maxrss)
-    tree_rss_mb: float  # peak of the summed RSS of the whole client process tree (sampled every 50 ms)
-    rc: int
-    ok: bool
-    detail: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for tid in tasks:
-        with contextlib.suppress(OSError, ValueError):
-            found.extend(int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
-    return found
-
-
-def _rss_kb(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-class TreeSampler(threading.Thread):
-    """Peak summed RSS of a process and all its descendants (shared pages counted once per process)."""
-
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.interval = interval
-        self.peak_kb = 0
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.is_set():
-            total, todo, seen = 0, [self.pid], set()
-            while todo:
-                pid = todo.pop()
-                if pid in seen:
-                    continue
-                seen.add(pid)
-                total += _rss_kb(pid)
-                todo.extend(_children(pid))
-            self.peak_kb = max(self.peak_kb, total)
-            self.stopped.wait(self.interval)
-
-    def stop(self) -> int:
-        self.stopped.set()
-        self.join()
-        return self.peak_kb
-
-
-def measure(tool: str, hosts: int, rnd: int, argv: Sequence[str], *, output: Path, env: dict[str, str] | None = None,
-            cwd: Path | None = None, timeout: float = 3600, stdin: str | None = None) -> Measurement:
-    """Run argv once; wall time from just before the fork to the reaped exit, rusage from wait4."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "wb") as out:
-        started = time.monotonic()
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                start_new_session=True)
-        sampler = TreeSampler(proc.pid)
-        sampler.start()
-        killer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
-        killer.start()
-        if stdin is not None:
-            assert proc.stdin is not None
-            proc.stdin.write(stdin.encode())
-            proc.stdin.close()
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.monotonic() - started
-        killer.cancel()
-        tree_kb = sampler.stop()
-    rc = os.waitstatus_to_exitcode(status)
-    proc.returncode = rc
-    return Measurement(
-        tool=tool, hosts=hosts, round=rnd, wall_s=round(wall, 3),
-        cpu_s=round(usage.ru_utime + usage.ru_stime, 3), user_s=round(usage.ru_utime, 3),
-        sys_s=round(usage.ru_stime, 3), maxrss_mb=round(usage.ru_maxrss / 1024, 1),
-        tree_rss_mb=round(max(tree_kb, usage.ru_maxrss) / 1024, 1), rc=rc, ok=rc == 0,
-    )
 
 
 # --- the lab --------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import re
 import shlex
@@ -61,7 +62,7 @@ class Unit:
     def drop_ins(self) -> list[str]:
         return self.get("DropInPaths").split()
 
-    @property
+    @functools.cached_property
     def environment(self) -> dict[str, str]:
         return parse_environment_property(self.get("Environment"))
 
@@ -104,6 +105,7 @@ class Facts:
     host: str = ""
     address: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    _units: dict[str, Unit] = field(default_factory=dict, repr=False, compare=False)
 
     def item(self, name: str) -> Item | None:
         return self.items.get(name)
@@ -117,15 +119,19 @@ class Facts:
         return item.rc if item else None
 
     def unit(self, name: str) -> Unit:
+        cached = self._units.get(name)
+        if cached is not None:
+            return cached
         item = self.items.get(f"unit:{name}")
         if item is None:
             return Unit(name, {}, probed=False)
         props: dict[str, list[str]] = {}
         for line in item.text.splitlines():
             key, sep, value = line.partition("=")
-            if sep and re.fullmatch(r"[A-Za-z]+", key):
+            if sep and key.isalpha() and key.isascii():
                 props.setdefault(key, []).append(value.strip())
-        return Unit(name, props, probed=True)
+        unit = self._units[name] = Unit(name, props, probed=True)
+        return unit
 
     def file(self, path: str) -> FileFact:
         item = self.items.get(f"file:{path}")

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import shlex
-import tarfile
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from hardnir import ustar
 
 ITEM_MAX_BYTES = 256 * 1024
 FILE_CONTENT_MAX_BYTES = 64 * 1024
@@ -303,7 +303,8 @@ def _text(data: bytes, cap: int = ITEM_MAX_BYTES) -> str:
     return data[:cap].decode("utf-8", "replace")
 
 
-def _archive(output: str) -> tarfile.TarFile:
+def _archive(output: str) -> dict[str, ustar.Member]:
+    """The members of the probe's archive (the last marker line's payload: base64 of a gzip'd tar)."""
     lines = output.split("\n")
     for i in range(len(lines) - 1, -1, -1):  # the archive is the last thing the script prints
         if lines[i].strip() == MARKER:
@@ -312,56 +313,31 @@ def _archive(output: str) -> tarfile.TarFile:
                 raw = base64.b64decode(payload, validate=True)
                 inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
                 data = inflate.decompress(raw, ARCHIVE_MAX_BYTES)
-                if inflate.unconsumed_tail:
-                    raise ProbeParseError(f"probe archive exceeds {ARCHIVE_MAX_BYTES >> 20} MiB; refusing it")
-                return tarfile.open(fileobj=io.BytesIO(data), mode="r:")
-            except ProbeParseError:
-                raise
-            except Exception as exc:  # hostile bytes: any decoder error means "corrupt"
+            except (ValueError, zlib.error) as exc:
                 raise ProbeParseError(f"probe output is truncated or corrupt ({exc.__class__.__name__})") from None
+            if inflate.unconsumed_tail:
+                raise ProbeParseError(f"probe archive exceeds {ARCHIVE_MAX_BYTES >> 20} MiB; refusing it")
+            return ustar.read(data)
     raise ProbeParseError("probe output has no hardnir probe archive (not a hardnir probe, or truncated)")
 
 
-def _members(archive: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
-    members: dict[str, tarfile.TarInfo] = {}
-    try:
-        for member in archive:
-            members.setdefault(member.name.rstrip("/"), member)
-    except Exception:  # noqa: S110 (a truncated or hostile tail: keep what was read)
-        pass
-    return members
-
-
-def _read(archive: tarfile.TarFile, member: tarfile.TarInfo | None) -> bytes | None:
-    if member is None:
-        return None
-    try:
-        handle = archive.extractfile(member)
-        return handle.read(ITEM_MAX_BYTES + 1) if handle is not None else None
-    except Exception:  # a hostile archive: the member is unknown
-        return None
-
-
-def _exit_codes(archive: tarfile.TarFile, member: tarfile.TarInfo | None) -> dict[str, int]:
+def _exit_codes(member: ustar.Member | None) -> dict[str, int]:
     """The `rc` member: one `<item index or section> <exit status>` line per item the script ran."""
-    data = _read(archive, member)
     codes: dict[str, int] = {}
-    for line in (data or b"").decode("ascii", "replace").splitlines():
+    for line in (member.data if member else b"").decode("ascii", "replace").splitlines():
         key, _, value = line.partition(" ")
         if value.lstrip("-").isdigit() and len(value) < 6:
             codes[key] = int(value)
     return codes
 
 
-def _file_text(archive: tarfile.TarFile, member: tarfile.TarInfo) -> str | None:
+def _file_text(member: ustar.Member) -> str | None:
     """A file item in the record format: type, stat (mode owner group size), sha256 and the first 64 KiB."""
-    if member.issym():
+    if member.kind == ustar.SYMLINK:
         return f"type=link\ntarget={member.linkname}\n"
-    if not (member.isfile() or member.islnk()):
+    if member.kind not in (ustar.REGULAR, ustar.HARDLINK):
         return None
-    data = _read(archive, member)
-    if data is None:
-        return None
+    data = member.data
     mode = format(member.mode & 0o7777, "o")
     owner, group = member.uname or str(member.uid), member.gname or str(member.gid)
     content = base64.b64encode(data[:FILE_CONTENT_MAX_BYTES]).decode()
@@ -378,12 +354,11 @@ def parse_output(output: str, plan: Plan) -> dict[str, Item]:
     """The probe's items. Never raises on hostile content inside the archive; a missing archive is an error."""
     if not output.strip():
         return {}
-    archive = _archive(output)
-    members = _members(archive)
+    members = _archive(output)
     units = _units(plan)
-    units_data = _read(archive, members.get("units"))
-    blocks = _unit_blocks(_text(units_data), len(units)) if units_data is not None else []
-    codes = _exit_codes(archive, members.get("rc"))
+    units_member = members.get("units")
+    blocks = _unit_blocks(_text(units_member.data), len(units)) if units_member is not None else []
+    codes = _exit_codes(members.get("rc"))
     units_rc = codes.get("units", -1)
     items: dict[str, Item] = {}
     for idx, name in enumerate(plan.names):
@@ -392,12 +367,12 @@ def parse_output(output: str, plan: Plan) -> dict[str, Item]:
             if blocks:
                 items[name] = Item(units_rc, blocks[units.index(value)])
             continue
-        data = _read(archive, members.get(f"i{idx}"))
-        if data is not None:
-            items[name] = Item(codes.get(str(idx), -1), _text(data))
+        member = members.get(f"i{idx}")
+        if member is not None:
+            items[name] = Item(codes.get(str(idx), -1), _text(member.data))
         elif kind == "file":
-            member = members.get(value.lstrip("/"))
-            text = _file_text(archive, member) if member is not None else None
+            host_file = members.get(value.lstrip("/"))
+            text = _file_text(host_file) if host_file is not None else None
             if text is not None:
                 items[name] = Item(0, text)
     return items

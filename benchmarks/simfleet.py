@@ -1,0 +1,257 @@
+"""A simulated fleet: thousands of SSH endpoints on 127.0.0.1, one port per host, served by asyncssh in one process.
+
+    python benchmarks/simfleet.py --hosts 10000 --workdir DIR [--base-port 20000] [--refuse 0.01] [--hang 0.01]
+                                  [--drop 0.01] [--slow 0.01 --slow-seconds 3] [--seed 1]
+
+Each host is a real SSH server (asyncssh: key exchange, host key, public-key auth of the client key) that answers:
+
+- hardnir's probe with the recorded facts of a real lab host (several states: the facts fixtures recorded from the
+  lab, assigned round-robin), rendered in the probe's wire format for exactly the items the script asks for;
+- a fix script (`hardnir remediate`) with success, after which the host answers the probe with the recorded facts of a
+  remediated lab host, until a rollback command puts it back;
+- anything else with exit status 0 and no output.
+
+Faults, each a share of the hosts (deterministic for a seed): `--refuse` (nothing listens: connection refused),
+`--hang` (accepts TCP, never sends a banner), `--drop` (closes the channel halfway through the probe output),
+`--slow` (answers after `--slow-seconds`).
+
+It writes into DIR: `client_key` (the client's private key), `known_hosts` (every host key, one line per host),
+`hosts.json` (name, port, state, fault per host) and `inventory-N/` (a SimpleInventory of the first N hosts, on
+request with `--inventory-sizes`). It prints `READY <n listeners>` on stdout once every port listens, then serves
+until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import gzip
+import io
+import json
+import random
+import resource
+import shlex
+import sys
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+from hardnir import probe  # noqa: E402  (the wire format and the plan comment; nothing of the client)
+
+STATE_FILES = {  # recorded with `hardnir facts` from lab hosts
+    "coreos-vanilla": REPO / "tests/fixtures/facts/coreos-vanilla.yaml",
+    "coreos-restricted-no-fleet": REPO / "tests/fixtures/facts/coreos-restricted-no-fleet.yaml",
+    "flatcar-etcd-tls": REPO / "tests/fixtures/facts/flatcar-etcd-tls.yaml",
+}
+HARDENED = HERE / "states/remediated.yaml"
+HOST_KEYS = 8  # distinct host keys, assigned round-robin
+
+
+def load_state(path: Path) -> dict[str, probe.Item]:
+    data = yaml.safe_load(path.read_text())
+    return {name: probe.Item(int(item["rc"]), str(item["text"])) for name, item in data.items()}
+
+
+def render(names: tuple[str, ...], items: dict[str, probe.Item]) -> str:
+    """What the probe script would print on a host with these facts: one gzip'd tar archive, base64'd once."""
+    units = list(dict.fromkeys(value for kind, _, value in (n.partition(":") for n in names)
+                               if kind in ("unit", "procenv", "envfiles")))
+    members: dict[str, bytes] = {}
+    codes = ["units 0"]
+    blocks = []
+    for unit in units:
+        item = items.get(f"unit:{unit}")
+        blocks.append(item.text.rstrip("\n") if item else f"Id={unit}\nLoadState=not-found")
+    members["units"] = ("\n\n".join(blocks) + "\n").encode()
+    for idx, name in enumerate(names):
+        item = items.get(name)
+        if name.startswith("unit:") or item is None:
+            continue
+        members[f"i{idx}"] = item.text.encode()
+        codes.append(f"{idx} {item.rc}")
+    members["rc"] = ("\n".join(codes) + "\n").encode()
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return f"{probe.MARKER}\n{base64.b64encode(gzip.compress(raw.getvalue(), 1)).decode()}\n"
+
+
+def script_of(command: str) -> str:
+    """The script inside `[sudo -n --] [timeout -k 3 N] sh -c SCRIPT`."""
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        return command
+    return argv[argv.index("-c") + 1] if "-c" in argv[:-1] else command
+
+
+@dataclass
+class Host:
+    index: int
+    port: int
+    state: str
+    fault: str = ""
+    fixed: bool = False
+    cache: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict)
+
+
+class Fleet:
+    def __init__(self, states: dict[str, dict[str, probe.Item]], hardened: dict[str, probe.Item] | None,
+                 slow_seconds: float) -> None:
+        self.states = states
+        self.hardened = hardened
+        self.slow_seconds = slow_seconds
+        self.rendered: dict[tuple[str, tuple[str, ...]], str] = {}
+        self.requests = 0
+
+    def answer(self, host: Host, command: str) -> tuple[str, int]:
+        self.requests += 1
+        script = script_of(command)
+        names = probe.names_from_script(script)
+        if names is not None:
+            state = "remediated" if host.fixed and self.hardened is not None else host.state
+            key = (state, names)
+            out = self.rendered.get(key)
+            if out is None:
+                items = self.hardened if state == "remediated" and self.hardened else self.states[state]
+                out = self.rendered[key] = render(names, items)
+            return out, 0
+        if script.startswith("set -u\numask 022\nR="):  # a fix script (hardnir.fixes.apply_script)
+            host.fixed = True
+            return "", 0
+        if "rollback.sh" in script and "echo restored" in script:
+            was, host.fixed = host.fixed, False
+            return ("restored\n" if was else "none\n"), 0
+        return "", 0
+
+
+def assign(n: int, args: argparse.Namespace) -> list[Host]:
+    rng = random.Random(args.seed)
+    names = list(STATE_FILES)
+    faults = [("refuse", args.refuse), ("hang", args.hang), ("drop", args.drop), ("slow", args.slow)]
+    hosts = []
+    for i in range(n):
+        fault = ""
+        roll = rng.random()
+        for name, share in faults:
+            if roll < share:
+                fault = name
+                break
+            roll -= share
+        hosts.append(Host(i, args.base_port + i, names[i % len(names)], fault))
+    return hosts
+
+
+async def _hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(3600)  # accept, never send a banner
+    writer.close()
+
+
+def write_inventory(workdir: Path, hosts: list[Host], size: int, known_hosts: Path, key: Path) -> Path:
+    inv = workdir / f"inventory-{size}"
+    inv.mkdir(parents=True, exist_ok=True)
+    lines = ["# Written by benchmarks/simfleet.py"]
+    for host in hosts[:size]:
+        lines.append(f"sim-{host.index + 1:05d}:\n  hostname: 127.0.0.1\n  port: {host.port}")
+    (inv / "hosts.yaml").write_text("\n".join(lines) + "\n")
+    (inv / "groups.yaml").write_text("{}\n")
+    defaults = {
+        "username": "core",
+        "connection_options": {"hardnir": {"extras": {
+            "key_filename": str(key), "known_hosts": str(known_hosts), "host_key_policy": "strict",
+            "connect_timeout": 10, "command_timeout": 30,
+        }}},
+    }
+    (inv / "defaults.yaml").write_text(yaml.safe_dump(defaults, sort_keys=False))
+    return inv
+
+
+async def serve(args: argparse.Namespace) -> None:
+    workdir: Path = args.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if args.hosts + 200 > hard:
+        raise SystemExit(f"simfleet: {args.hosts} listeners need more than the open-files limit {hard}")
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    key_path = workdir / "client_key"
+    client_key.write_private_key(str(key_path))
+    key_path.chmod(0o600)
+    authorized = asyncssh.import_authorized_keys(client_key.export_public_key().decode())
+    host_keys = [asyncssh.generate_private_key("ssh-ed25519") for _ in range(HOST_KEYS)]
+    hosts = assign(args.hosts, args)
+    known = workdir / "known_hosts"
+    known.write_text("".join(
+        f"[127.0.0.1]:{h.port} {host_keys[h.index % HOST_KEYS].export_public_key().decode().strip()}\n"
+        for h in hosts))
+    (workdir / "hosts.json").write_text(json.dumps([h.__dict__ | {"cache": None} for h in hosts]))
+    for size in args.inventory_sizes:
+        write_inventory(workdir, hosts, min(size, len(hosts)), known, key_path)
+    states = {name: load_state(path) for name, path in STATE_FILES.items()}
+    fleet = Fleet(states, load_state(HARDENED) if HARDENED.exists() else None, args.slow_seconds)
+
+    def handler_for(host: Host) -> Any:
+        async def handle(process: asyncssh.SSHServerProcess[str]) -> None:
+            out, status = fleet.answer(host, process.command or "")
+            if host.fault == "slow":
+                await asyncio.sleep(fleet.slow_seconds)
+            if host.fault == "drop" and out:
+                process.stdout.write(out[: len(out) // 2])
+                await process.stdout.drain()
+                process.channel.close()
+                return
+            process.stdout.write(out)
+            process.exit(status)
+        return handle
+
+    listeners = 0
+    for host in hosts:
+        if host.fault == "refuse":
+            continue
+        if host.fault == "hang":
+            await asyncio.start_server(_hang, "127.0.0.1", host.port)
+        else:
+            await asyncssh.listen(
+                "127.0.0.1", host.port, server_host_keys=[host_keys[host.index % HOST_KEYS]],
+                authorized_client_keys=authorized, process_factory=handler_for(host), encoding="utf-8",
+                allow_scp=False, keepalive_interval=0, login_timeout=60,
+            )
+        listeners += 1
+    print(f"READY {listeners}", flush=True)
+    await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, required=True)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--base-port", type=int, default=20000)
+    parser.add_argument("--inventory-sizes", type=lambda v: [int(x) for x in v.split(",") if x], default=[])
+    for fault in ("refuse", "hang", "drop", "slow"):
+        parser.add_argument(f"--{fault}", type=float, default=0.0, metavar="SHARE")
+    parser.add_argument("--slow-seconds", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.base_port + args.hosts > 32768:
+        parser.error("ports must stay below 32768 (the ephemeral range starts there)")
+    try:
+        asyncio.run(serve(args))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

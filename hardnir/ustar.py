@@ -1,0 +1,89 @@
+"""A small, bounds-checked reader of the tar archives GNU tar writes (gnu and ustar headers, long names).
+
+The probe's output is one such archive per host; at thousands of hosts, `tarfile`'s general machinery cost more CPU
+than everything else the client does per host. This reader slices headers straight out of the buffer, checks each
+header's checksum, and never raises on hostile bytes: it stops at the first header that does not add up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BLOCK = 512
+REGULAR, HARDLINK, SYMLINK, DIRECTORY = "file", "hardlink", "symlink", "dir"
+_KINDS = {b"0": REGULAR, b"\0": REGULAR, b"7": REGULAR, b"1": HARDLINK, b"2": SYMLINK, b"5": DIRECTORY}
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    kind: str  # file, hardlink, symlink, dir, other
+    mode: int
+    uid: int
+    gid: int
+    uname: str
+    gname: str
+    linkname: str
+    data: bytes
+
+
+def _str(field: bytes) -> str:
+    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def _num(field: bytes) -> int:
+    if field[:1] and field[0] & 0x80:  # GNU base-256 for values too big for octal
+        return int.from_bytes(field[1:], "big")
+    text = field.split(b"\0", 1)[0].strip(b" ")
+    return int(text, 8) if text else 0
+
+
+def _checksum_ok(header: bytes) -> bool:
+    try:
+        stored = _num(header[148:156])
+    except ValueError:
+        return False
+    return stored == sum(header[:148]) + 8 * 32 + sum(header[156:])
+
+
+def read(buf: bytes) -> dict[str, Member]:
+    """Members by name (trailing `/` removed; the first of a duplicated name wins)."""
+    members: dict[str, Member] = {}
+    offset, long_name, long_link = 0, "", ""
+    while offset + BLOCK <= len(buf):
+        header = buf[offset:offset + BLOCK]
+        if header.count(0) == BLOCK or not _checksum_ok(header):
+            break
+        try:
+            size = _num(header[124:136])
+        except ValueError:
+            break
+        start = offset + BLOCK
+        end = start + size
+        if size < 0 or end > len(buf):
+            break
+        data = buf[start:end]
+        offset = start + -(-size // BLOCK) * BLOCK
+        flag = header[156:157]
+        if flag == b"L":
+            long_name = _str(data)
+            continue
+        if flag == b"K":
+            long_link = _str(data)
+            continue
+        name = long_name or _str(header[0:100])
+        if header[257:263] == b"ustar\0" and header[345:346] != b"\0":  # POSIX ustar: name prefix
+            name = f"{_str(header[345:500])}/{name}" if not long_name else name
+        linkname = long_link or _str(header[157:257])
+        long_name = long_link = ""
+        try:
+            mode, uid, gid = _num(header[100:108]), _num(header[108:116]), _num(header[116:124])
+        except ValueError:
+            break
+        kind = _KINDS.get(flag, "other")
+        if kind == HARDLINK:  # GNU tar stores the content once: resolve to the member it links to
+            target = members.get(linkname.rstrip("/"))
+            data = target.data if target is not None else b""
+        members.setdefault(name.rstrip("/"), Member(name, kind, mode, uid, gid, _str(header[265:297]),
+                                                    _str(header[297:329]), linkname, data))
+    return members
