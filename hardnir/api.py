@@ -42,11 +42,12 @@ class RunOutcome:
     run_dir: Path
     exit_code: int
     notes: list[str] = field(default_factory=list)
+    written: pd.DataFrame | None = field(default=None, repr=False)  # the frame write_run built from these rows
 
     def frame(self) -> pd.DataFrame:
         from hardnir.results import to_frame
 
-        df = to_frame(self.rows)
+        df = self.written.copy() if self.written is not None else to_frame(self.rows)
         df.attrs["run_dir"] = str(self.run_dir)
         df.attrs["exit_code"] = self.exit_code
         return df
@@ -219,8 +220,8 @@ def execute(
         "exit_code": code,
     }
     run_dir = Path(out) if out else Path("runs") / run_id
-    write_run(run_dir, rows, meta, secrets=secrets_of(nr))
-    return RunOutcome(rows, meta, run_dir, code, notes)
+    written = write_run(run_dir, rows, meta, secrets=secrets_of(nr))
+    return RunOutcome(rows, meta, run_dir, code, notes, written)
 
 
 def _host_failed(rows: Sequence[Mapping[str, Any]]) -> bool:

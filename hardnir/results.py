@@ -434,8 +434,9 @@ def write_run(
     rows: Sequence[Mapping[str, object]],
     meta: Mapping[str, object],
     secrets: Iterable[str] = (),
-) -> None:
-    """Write ``results.parquet``, ``results.csv`` and (last) ``run.json`` into ``run_dir``, creating it.
+) -> pd.DataFrame:
+    """Write ``results.parquet``, ``results.csv`` and (last) ``run.json`` into ``run_dir``, creating it; return the
+    (redacted) frame that was written, so callers need not build it again.
 
     Every string cell and metadata value is redacted; cells are also stripped of control characters (a no-op
     for rows from :func:`make_row`). ``run.json`` gets ``row_count``, ``columns`` and ``schema_version`` on
@@ -452,6 +453,7 @@ def write_run(
     _atomic_write(run_dir / RESULTS_PARQUET, _parquet_bytes(frame))
     _atomic_write(run_dir / RESULTS_CSV, _csv_bytes(frame))
     _atomic_write(run_dir / RUN_JSON, text.encode("utf-8"))
+    return frame
 
 
 # --------------------------------------------------------------------------------------------- reading
