@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import gzip
 import io
 import json
@@ -181,7 +182,7 @@ def write_inventory(workdir: Path, hosts: list[Host], size: int, known_hosts: Pa
 async def serve(args: argparse.Namespace) -> None:
     workdir: Path = args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.hosts + 200 > hard:
         raise SystemExit(f"simfleet: {args.hosts} listeners need more than the open-files limit {hard}")
@@ -246,10 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.base_port + args.hosts > 32768:
         parser.error("ports must stay below 32768 (the ephemeral range starts there)")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

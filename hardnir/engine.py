@@ -139,6 +139,14 @@ def _probe(task: Task, conn: HardnirConnection, controls: Sequence[Control], tim
     return Facts(parsed, host=task.host.name, address=str(task.host.hostname or ""))
 
 
+def release_facts(task: Task) -> None:
+    """Keep a one-line summary of each Facts this host task gathered, not the facts themselves: at thousands of
+    hosts the raw facts would hold hundreds of MB in Nornir's results until the run ends."""
+    for result in task.results:
+        if isinstance(result.result, Facts):
+            result.result = result.result.summary()
+
+
 def check_control(task: Task, control: Control, facts: Facts) -> Result:
     """Judge one control on gathered facts (pure; a crash in a check becomes an `error` finding)."""
     try:

@@ -184,6 +184,11 @@ class Facts:
                 current.update(parse_env_file(line))
         return files
 
+    def summary(self) -> str:
+        """One line: how many facts, from which host and platform (what a printed task result shows)."""
+        version = self.os_release.get("VERSION_ID", "")
+        return f"{len(self.items)} facts from {self.host or '?'} ({self.platform} {version})".replace(" )", ")")
+
     @property
     def login_user(self) -> str:
         return self.text("cmd:login-user").strip()
@@ -244,10 +249,13 @@ def parse_env_file(text: str) -> dict[str, str]:
 def parse_environment_property(value: str) -> dict[str, str]:
     """`systemctl show -p Environment` prints space-separated, shell-quoted KEY=value words."""
     env: dict[str, str] = {}
-    try:
-        words = shlex.split(value)
-    except ValueError:
-        words = value.split()
+    if not any(ch in value for ch in "\"'\\"):
+        words = value.split()  # the usual case, without shlex's per-character cost
+    else:
+        try:
+            words = shlex.split(value)
+        except ValueError:
+            words = value.split()
     for word in words:
         key, sep, val = word.partition("=")
         if sep:

@@ -23,6 +23,7 @@ The parser turns the archive back into `Item`s (name, exit status, text): the re
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import shlex
@@ -248,7 +249,13 @@ def _units(plan: Plan) -> list[str]:
 
 
 def build(items: Iterable[tuple[str, str]]) -> Probe:
-    """The probe for these items (duplicates removed, common items first)."""
+    """The probe for these items (duplicates removed, common items first). Hosts with the same items share one
+    script, built once (a fleet usually has a handful of distinct parameter sets)."""
+    return _build(tuple(items))
+
+
+@functools.lru_cache(maxsize=256)
+def _build(items: tuple[tuple[str, str], ...]) -> Probe:
     plan = _plan(items)
     units = _units(plan)
 

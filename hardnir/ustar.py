@@ -16,15 +16,33 @@ _KINDS = {b"0": REGULAR, b"\0": REGULAR, b"7": REGULAR, b"1": HARDLINK, b"2": SY
 
 @dataclass(frozen=True)
 class Member:
+    """One archive member; ownership and mode are decoded from its header only when asked for."""
+
     name: str
     kind: str  # file, hardlink, symlink, dir, other
-    mode: int
-    uid: int
-    gid: int
-    uname: str
-    gname: str
     linkname: str
     data: bytes
+    header: bytes
+
+    @property
+    def mode(self) -> int:
+        return _safe_num(self.header[100:108])
+
+    @property
+    def uid(self) -> int:
+        return _safe_num(self.header[108:116])
+
+    @property
+    def gid(self) -> int:
+        return _safe_num(self.header[116:124])
+
+    @property
+    def uname(self) -> str:
+        return _str(self.header[265:297])
+
+    @property
+    def gname(self) -> str:
+        return _str(self.header[297:329])
 
 
 def _str(field: bytes) -> str:
@@ -38,29 +56,37 @@ def _num(field: bytes) -> int:
     return int(text, 8) if text else 0
 
 
+def _safe_num(field: bytes) -> int:
+    try:
+        return _num(field)
+    except ValueError:
+        return 0
+
+
 def _checksum_ok(header: bytes) -> bool:
     try:
         stored = _num(header[148:156])
     except ValueError:
         return False
-    return stored == sum(header[:148]) + 8 * 32 + sum(header[156:])
+    return stored == sum(header) - sum(header[148:156]) + 8 * 32
 
 
 def read(buf: bytes) -> dict[str, Member]:
-    """Members by name (trailing `/` removed; the first of a duplicated name wins)."""
+    """Members by name (trailing `/` removed; the first of a duplicated name wins). Stops, without raising, at
+    the end of the archive or at the first header that is not a valid tar header."""
     members: dict[str, Member] = {}
-    offset, long_name, long_link = 0, "", ""
-    while offset + BLOCK <= len(buf):
+    offset, long_name, long_link, size_limit = 0, "", "", len(buf)
+    while offset + BLOCK <= size_limit:
         header = buf[offset:offset + BLOCK]
-        if header.count(0) == BLOCK or not _checksum_ok(header):
-            break
+        if not _checksum_ok(header):
+            break  # also the all-zero end-of-archive block
         try:
             size = _num(header[124:136])
         except ValueError:
             break
         start = offset + BLOCK
         end = start + size
-        if size < 0 or end > len(buf):
+        if end > size_limit:
             break
         data = buf[start:end]
         offset = start + -(-size // BLOCK) * BLOCK
@@ -72,18 +98,13 @@ def read(buf: bytes) -> dict[str, Member]:
             long_link = _str(data)
             continue
         name = long_name or _str(header[0:100])
-        if header[257:263] == b"ustar\0" and header[345:346] != b"\0":  # POSIX ustar: name prefix
-            name = f"{_str(header[345:500])}/{name}" if not long_name else name
-        linkname = long_link or _str(header[157:257])
-        long_name = long_link = ""
-        try:
-            mode, uid, gid = _num(header[100:108]), _num(header[108:116]), _num(header[116:124])
-        except ValueError:
-            break
+        if not long_name and header[257:263] == b"ustar\0" and header[345:346] != b"\0":  # POSIX name prefix
+            name = f"{_str(header[345:500])}/{name}"
         kind = _KINDS.get(flag, "other")
+        linkname = long_link or (_str(header[157:257]) if kind in (HARDLINK, SYMLINK) else "")
+        long_name = long_link = ""
         if kind == HARDLINK:  # GNU tar stores the content once: resolve to the member it links to
             target = members.get(linkname.rstrip("/"))
             data = target.data if target is not None else b""
-        members.setdefault(name.rstrip("/"), Member(name, kind, mode, uid, gid, _str(header[265:297]),
-                                                    _str(header[297:329]), linkname, data))
+        members.setdefault(name.rstrip("/"), Member(name, kind, linkname, data, header))
     return members

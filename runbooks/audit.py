@@ -7,7 +7,7 @@ import time
 from nornir.core.exceptions import NornirSubTaskError
 from nornir.core.task import Result, Task
 
-from hardnir.engine import RunContext, check_control, connection, gather_facts, subtask_error
+from hardnir.engine import RunContext, check_control, connection, gather_facts, release_facts, subtask_error
 
 
 def audit_host(task: Task, ctx: RunContext) -> Result:
@@ -22,5 +22,6 @@ def audit_host(task: Task, ctx: RunContext) -> Result:
     findings = [(c, task.run(task=check_control, control=c, facts=facts)[0].result) for c in ctx.controls]
     took = time.time() - started  # one probe serves every control
     rows = [ctx.finding_row(task.host.name, c, "check", f, started, fingerprint, took) for c, f in findings]
+    release_facts(task)
     ctx.record(task.host.name, rows)
     return Result(host=task.host, result=rows)

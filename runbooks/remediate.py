@@ -20,6 +20,7 @@ from hardnir.engine import (
     fix_control,
     gather_facts,
     gather_facts_via_fallback,
+    release_facts,
     subtask_error,
 )
 
@@ -80,6 +81,7 @@ def remediate_host(task: Task, ctx: RunContext) -> Result:
         verify_rows.append(ctx.finding_row(host, control, "verify", verdict, verify_started, fingerprint,
                                            verify_time))
     rows = check_rows + fix_rows + verify_rows
+    release_facts(task)
     ctx.record(host, rows)
     return Result(host=task.host, result=rows, changed=any(o.changed for o in outcomes.values()))
 

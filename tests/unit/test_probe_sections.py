@@ -191,3 +191,30 @@ def test_gzip_bomb_is_refused() -> None:
 def test_unknown_item_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown probe item kind"):
         probe.build([("bogus:x", "")])
+
+
+def test_ustar_reader_survives_hostile_headers() -> None:
+    from hardnir import ustar
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        long_name = "etc/" + "d" * 150 + "/x.conf"
+        for name, data in (("i0", b"zero"), (long_name, b"long")):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.uname, info.gname = len(data), 0o640, "root", "etcd"
+            archive.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("etc/link")
+        link.type, link.linkname = tarfile.SYMTYPE, "/dev/null"
+        archive.addfile(link)
+    good = raw.getvalue()
+    members = ustar.read(good)
+    assert members["i0"].data == b"zero" and members[long_name].data == b"long"
+    assert (members[long_name].mode, members[long_name].gname) == (0o640, "etcd")
+    assert (members["etc/link"].kind, members["etc/link"].linkname) == ("symlink", "/dev/null")
+    assert ustar.read(good[:510]) == {}  # truncated inside the first header: nothing trusted
+    assert list(ustar.read(good[:700])) == ["i0"]  # a complete first member, then a truncated one
+    corrupt = bytearray(good)
+    corrupt[124:136] = b"77777777777\0"  # a size far past the end (the checksum no longer matches either)
+    assert ustar.read(bytes(corrupt)) == {}
+    for cut in range(0, len(good), 97):  # every truncation point: never an exception
+        ustar.read(good[:cut])
