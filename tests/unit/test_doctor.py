@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
+from hardnir.control import catalogue
 from hardnir.doctor import (
     CHECKS,
     INFO_SCRIPT,
@@ -132,3 +135,20 @@ def test_parse_info_reads_missing_commands_and_a_date_without_nanoseconds() -> N
                                          "os:VERSION_ID=4081.2.0\nos:# comment\n")
     assert missing == ("curl", "setpriv") and clock == 1700000000.0
     assert release == {"ID": "flatcar", "VERSION_ID": "4081.2.0"}
+
+
+def test_the_readme_lists_the_probe_commands_and_each_platforms_controls() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    needs = readme.split("**What a target host needs:**", 1)[1].split("\n\n", 1)[0]
+    listed = needs.split("the commands", 1)[1].split(".", 1)[0]
+    assert re.findall(r"`([a-z0-9]+)`", listed) == list(PROBE_COMMANDS)
+    table = readme.split("| platform | os-release | controls written for it |", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split("|")[1:-1] for line in table.strip().splitlines()[1:]]
+    ids = {"CoreOS Container Linux (end of life)": "coreos", "Flatcar Container Linux": "flatcar",
+           "Fedora CoreOS": "fcos"}
+    assert sorted(ids[name.strip()] for name, _, _ in rows) == sorted(ids.values())
+    for name, _, controls in rows:
+        platform = ids[name.strip()]
+        wanted = {c.id for c in catalogue().values() if platform in c.meta.platforms}
+        documented = set(catalogue()) if controls.strip() == "all eight" else set(re.findall(r"`([a-z-]+)`", controls))
+        assert documented == wanted, platform
