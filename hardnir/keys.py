@@ -198,8 +198,12 @@ def judge(target: Target, key: paramiko.PKey | None, error: str, known: paramiko
     fp = fingerprint(key)
     row = KeyRow(target.host, target.name, key.get_name(), fp, "known", "", str(target.known_hosts))
     entry = known.lookup(target.name)
+    wanted = _expected_for(target, expected or {}) if mode == "expect" else []
     if entry:
         if entry.get(key.get_name()) == key:
+            if wanted and fp not in wanted:
+                return _with(row, "mismatch", f"in {target.known_hosts}, but the --expect file says "
+                                              f"{', '.join(wanted)}")
             return row
         recorded = ", ".join(f"{kind} {fingerprint(k)}" for kind, k in entry.items())
         return _with(row, "changed", f"differs from {target.known_hosts}: {recorded}; not replaced")
@@ -207,7 +211,6 @@ def judge(target: Target, key: paramiko.PKey | None, error: str, known: paramiko
         return _with(row, "unknown", f"not in {target.known_hosts}")
     if mode == "accept":
         return _with(row, "accepted", "trusted on first use (--accept)")
-    wanted = _expected_for(target, expected or {})
     if not wanted:
         return _with(row, "not_expected", "no fingerprint for this host in the --expect file; not recorded")
     if fp in wanted:

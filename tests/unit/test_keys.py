@@ -92,6 +92,11 @@ def test_judge_accept_and_expect(tmp_path: Path) -> None:
     mismatch = judge(t, KEY_A, "", empty, "expect", {"web-01": [fingerprint(KEY_B)]})
     assert mismatch.status == "mismatch" and fingerprint(KEY_B) in mismatch.message
     assert judge(t, KEY_A, "", empty, "expect", {"web-02": [fingerprint(KEY_A)]}).status == "not_expected"
+    recorded = known(tmp_path, f"10.0.0.5 {KEY_A.get_name()} {KEY_A.get_base64()}\n")
+    assert judge(t, KEY_A, "", recorded, "expect", by_name).status == "known"
+    assert judge(t, KEY_A, "", recorded, "expect", {}).status == "known"  # the file does not list it: no opinion
+    disagree = judge(t, KEY_A, "", recorded, "expect", {"web-01": [fingerprint(KEY_B)]})
+    assert disagree.status == "mismatch" and "but the --expect file says" in disagree.message
 
 
 def test_exit_codes() -> None:
