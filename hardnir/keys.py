@@ -9,12 +9,9 @@ writes nothing.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import fcntl
 import getpass
-import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ from typing import Any
 
 import paramiko
 
+from hardnir.fingerprints import parse_expected
 from hardnir.ssh import (
     CONNECTION_NAME,
     DEFAULT_CONNECT_TIMEOUT,
@@ -227,54 +225,6 @@ def _expected_for(target: Target, expected: Mapping[str, Sequence[str]]) -> list
     for alias in dict.fromkeys((target.host, target.hostname, target.name)):
         found.extend(fp for fp in expected.get(alias, ()) if fp not in found)
     return found
-
-
-# --- the --expect file ------------------------------------------------------------------------------------
-
-
-def parse_expected(text: str, source: str = "expect file") -> dict[str, list[str]]:
-    """Host -> SHA256 fingerprints. Each line is one of:
-
-        HOST SHA256:...                        (a list from a provisioning system)
-        BITS SHA256:... HOST (TYPE)            (`ssh-keygen -lf` output, e.g. of `ssh-keyscan HOST`)
-        HOST[,HOST...] KEYTYPE BASE64 [...]    (known_hosts or `ssh-keyscan` lines: the fingerprint is computed)
-
-    Blank lines and `#` comments are skipped; raises ValueError naming the first bad line.
-    """
-    found: dict[str, list[str]] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        words = raw.split("#", 1)[0].split()
-        if not words:
-            continue
-        where = f"{source} line {number}"
-        prints = [w for w in words if w.startswith("SHA256:")]
-        if prints:
-            hosts = [w.rpartition("@")[2] for w in words  # ssh-keygen -l shows the key's comment, often user@host
-                     if w not in prints and not w.isdigit() and not w.startswith("(")]
-            fp = prints[0].rstrip("=")
-        elif len(words) >= 3 and _is_key_blob(words[2]):
-            hosts = words[0].split(",")
-            fp = "SHA256:" + base64.b64encode(hashlib.sha256(base64.b64decode(words[2])).digest()).decode().rstrip("=")
-        elif any(w.startswith("MD5:") for w in words):
-            raise ValueError(f"{where}: MD5 fingerprints are not accepted; give SHA256 (ssh-keygen -l -E sha256)")
-        else:
-            raise ValueError(f"{where}: expected 'HOST SHA256:...', ssh-keygen -l output or a known_hosts line")
-        if not hosts:
-            raise ValueError(f"{where}: no host name next to {fp}")
-        if any(h.startswith("|1|") for h in hosts):
-            raise ValueError(f"{where}: hashed host names cannot be matched; give names or addresses")
-        for host in hosts:
-            found.setdefault(host, [])
-            if fp not in found[host]:
-                found[host].append(fp)
-    return found
-
-
-def _is_key_blob(word: str) -> bool:
-    try:
-        return len(base64.b64decode(word, validate=True)) > 16
-    except (binascii.Error, ValueError):
-        return False
 
 
 # --- the command ------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from hardnir.fingerprints import parse_expected
 from hardnir.keys import (
     KeyRow,
     Target,
@@ -16,7 +17,6 @@ from hardnir.keys import (
     exit_code,
     judge,
     load_known_hosts,
-    parse_expected,
 )
 from hardnir.ssh import fingerprint
 
@@ -53,7 +53,7 @@ def test_expect_file_formats() -> None:
     ("web-01 MD5:aa:bb:cc", "MD5 fingerprints are not accepted"),
     ("web-01 something", "expected 'HOST SHA256:...'"),
     ("256 SHA256:abc (ED25519)", "no host name"),
-    ("|1|abc=|def= ssh-ed25519 " + KEY_A.get_base64(), "hashed host names"),
+    (f"|1|abc=|def= {KEY_A.get_name()} {KEY_A.get_base64()}", "hashed host names"),
 ])
 def test_bad_expect_lines(line: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason.replace("(", r"\(").replace(")", r"\)")) as err:
