@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("controls", help="list the controls (id, severity, guide section, title)",
                    description="List every control of the catalogue.")
 
+    from hardnir.setup_cli import add_parsers
+
+    add_parsers(sub)
+
     p = sub.add_parser("lab", help="the local CoreOS-like lab: up, down, status (needs root)",
                        description="Boot, inspect or remove the systemd-nspawn lab.", add_help=False)
     p.add_argument("lab_args", nargs=argparse.REMAINDER, help="up [--hosts N] [--seed S] | down | status")
@@ -129,6 +133,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "report":
         return _report([Path(p) for p in args.runs])
+    if args.command in ("init", "keys", "doctor"):
+        from hardnir.setup_cli import dispatch
+
+        return dispatch(args)
     return _run(args)
 
 

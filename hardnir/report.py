@@ -40,6 +40,18 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], numer
     return "\n".join(lines)
 
 
+def grouped_fixes(items: Sequence[tuple[str, str, str]], shown: int = 5) -> list[str]:
+    """(label, host, fix) items -> one line per distinct (label, fix), naming its first `shown` hosts."""
+    hosts: dict[tuple[str, str], list[str]] = {}
+    for label, host, fix in items:
+        hosts.setdefault((label, fix), []).append(host)
+    lines = []
+    for (label, fix), names in hosts.items():
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        lines.append(neutralise_controls(f"{label} on {', '.join(names[:shown])}{more}: {fix}"))
+    return lines
+
+
 def _cell(value: object) -> str:
     """Display text of one value: ``-`` for missing values."""
     if value is None or value is pd.NA or value is pd.NaT:

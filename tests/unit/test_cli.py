@@ -11,7 +11,7 @@ import pytest
 
 from hardnir.cli import build_parser, main
 
-COMMANDS = ["audit", "remediate", "rollback", "report", "lab", "controls", "facts"]
+COMMANDS = ["audit", "remediate", "rollback", "report", "lab", "controls", "facts", "init", "keys", "doctor"]
 
 
 def hardnir(*args: str) -> subprocess.CompletedProcess[str]:
