@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any, Final
 
 from hardnir.facts import parse_env_file
+from hardnir.probe import REQUIRED_COMMANDS
 
 # Every command the probe and the fixes run on a host, written once (the probe's PATH below).
-PROBE_COMMANDS: Final = (
-    "sh", "systemctl", "ss", "ip", "curl", "base64", "timeout", "getent", "setpriv", "tar", "find", "stat",
-)
+PROBE_COMMANDS: Final = REQUIRED_COMMANDS
 PROBE_PATH: Final = "/usr/sbin:/usr/bin:/sbin:/bin"
 PROVIDED_BY: Final = {
     "sh": "a POSIX shell", "systemctl": "systemd", "ss": "iproute2", "ip": "iproute2", "curl": "curl",
     "base64": "coreutils", "timeout": "coreutils", "getent": "glibc", "setpriv": "util-linux", "tar": "tar",
-    "find": "findutils", "stat": "coreutils",
+    "find": "findutils", "stat": "coreutils", "gzip": "gzip", "mktemp": "coreutils", "id": "coreutils",
+    "sudo": "sudo",
 }
 
 CHECKS: Final = ("login", "sudo", "commands", "platform", "clock")

@@ -10,7 +10,6 @@ writes nothing.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import getpass
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 import paramiko
 
 from hardnir.fingerprints import parse_expected
+from hardnir.known_hosts import KnownHosts
 from hardnir.ssh import (
     CONNECTION_NAME,
     DEFAULT_CONNECT_TIMEOUT,
@@ -51,37 +51,18 @@ FIXES = {
 # --- known_hosts: read once per command, append under a lock (small on purpose: the one place to change) ----
 
 
-def load_known_hosts(paths: Iterable[Path]) -> dict[Path, paramiko.HostKeys]:
-    """Each known_hosts file parsed once (a missing file is empty)."""
-    loaded: dict[Path, paramiko.HostKeys] = {}
-    for path in paths:
-        keys = paramiko.HostKeys()
-        if path.exists():
-            keys.load(str(path))
-        loaded[path] = keys
-    return loaded
+def load_known_hosts(paths: Iterable[Path]) -> dict[Path, KnownHosts]:
+    """Each known_hosts file parsed once, into the index every connection shares (a missing file is empty)."""
+    return {path: KnownHosts.shared(path) for path in paths}
 
 
 def append_known_hosts(path: Path, entries: Sequence[tuple[str, paramiko.PKey]]) -> list[str]:
-    """Append `name keytype base64` lines under an exclusive flock; returns the names written.
+    """Append `name keytype base64` lines (under a lock and an flock); returns the names written.
 
     A name that got a key meanwhile (another process, between our read and this lock) is left alone.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written: list[str] = []
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            current = load_known_hosts([path])[path]
-            for name, key in entries:
-                if current.lookup(name):
-                    continue
-                handle.write(f"{name} {key.get_name()} {key.get_base64()}\n")
-                written.append(name)
-            handle.flush()
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    return written
+    index = KnownHosts.shared(path)
+    return [name for name, key in entries if index.append(name, key.get_name(), key.get_base64())]
 
 
 def log_path(known_hosts: Path) -> Path:
@@ -168,12 +149,12 @@ def fetch_key(target: Target, preferred: str | None = None) -> paramiko.PKey:
     raise AssertionError("unreachable")
 
 
-def scan_one(target: Target, known: paramiko.HostKeys) -> tuple[paramiko.PKey | None, str]:
+def scan_one(target: Target, known: KnownHosts) -> tuple[paramiko.PKey | None, str]:
     """(key, "") or (None, why it could not be fetched)."""
     if target.via_jump_host:
         return None, "behind a jump_host: keys scan connects directly only"
-    entry = known.lookup(target.name)
-    preferred = next(iter(entry.keys()), None) if entry else None
+    types = known.lookup(target.name).types()
+    preferred = types[0] if types else None
     try:
         return fetch_key(target, preferred), ""
     except OSError as exc:
@@ -187,7 +168,7 @@ def scan_one(target: Target, known: paramiko.HostKeys) -> tuple[paramiko.PKey | 
 # --- the verdict: a pure function of the fetched key, known_hosts and the expected fingerprints ---------------
 
 
-def judge(target: Target, key: paramiko.PKey | None, error: str, known: paramiko.HostKeys, mode: str,
+def judge(target: Target, key: paramiko.PKey | None, error: str, known: KnownHosts, mode: str,
           expected: Mapping[str, Sequence[str]] | None = None) -> KeyRow:
     """One row per host. `mode` is check, accept or expect; `expected` maps host names to SHA256 fingerprints."""
     if key is None:
@@ -197,13 +178,15 @@ def judge(target: Target, key: paramiko.PKey | None, error: str, known: paramiko
     row = KeyRow(target.host, target.name, key.get_name(), fp, "known", "", str(target.known_hosts))
     entry = known.lookup(target.name)
     wanted = _expected_for(target, expected or {}) if mode == "expect" else []
-    if entry:
-        if entry.get(key.get_name()) == key:
+    if entry.is_revoked(key.asbytes()):
+        return _with(row, "mismatch", f"marked @revoked in {target.known_hosts}")
+    if entry.known:
+        if entry.matches(key.get_name(), key.asbytes()):
             if wanted and fp not in wanted:
                 return _with(row, "mismatch", f"in {target.known_hosts}, but the --expect file says "
                                               f"{', '.join(wanted)}")
             return row
-        recorded = ", ".join(f"{kind} {fingerprint(k)}" for kind, k in entry.items())
+        recorded = ", ".join(f"{k.key_type} {k.fingerprint}" for k in entry.keys)
         return _with(row, "changed", f"differs from {target.known_hosts}: {recorded}; not replaced")
     if mode == "check":
         return _with(row, "unknown", f"not in {target.known_hosts}")

@@ -42,6 +42,11 @@ class KnownKey:
     blob: bytes
     line: int
 
+    @property
+    def fingerprint(self) -> str:
+        """OpenSSH-style SHA256 fingerprint."""
+        return "SHA256:" + base64.b64encode(hashlib.sha256(self.blob).digest()).decode().rstrip("=")
+
 
 @dataclass(frozen=True)
 class Lookup:
@@ -220,8 +225,8 @@ class KnownHosts:
         return result
 
     def append(self, name: str, key_type: str, encoded: str) -> bool:
-        """Add `name key_type base64` (accept-new). False if the name already has a key of that type: a changed
-        key is never replaced, and a concurrent writer that got there first wins."""
+        """Add `name key_type base64` (accept-new, `keys scan --accept`). False if the name already has a key: a
+        known key is never replaced or joined by another, and a concurrent writer that got there first wins."""
         if self.path is None:
             raise ValueError("no known_hosts file configured")
         blob = base64.b64decode(encoded)
@@ -232,7 +237,7 @@ class KnownHosts:
                 try:
                     if self._file_stamp() != self._stamp:
                         self._load()  # another process wrote: see its lines before deciding
-                    if key_type in self.lookup(name).types():
+                    if self.lookup(name).known:
                         return False
                     fh.seek(0, os.SEEK_END)
                     if fh.tell() > 0:
