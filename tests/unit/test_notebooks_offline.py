@@ -9,6 +9,7 @@ and writes small JSON/CSV/PNG outputs, which are compared with the library compu
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 from collections.abc import Iterator, Mapping
@@ -21,6 +22,7 @@ import nbformat
 import pandas as pd
 import pytest
 
+from hardnir import analysis
 from hardnir.analysis import (
     SEVERITY_WEIGHTS,
     auditor_csv,
@@ -34,6 +36,7 @@ from hardnir.drift import drift, flapping, time_to_fix
 from hardnir.results import compliance, final_status, load_runs, make_row, read_run, write_run
 from hardnir.schema import COLUMNS
 from hardnir.waivers import Waiver, apply_waivers
+from hardnir.waves import ran_wave
 from tests.notebook_support import assert_png, read_nb, records, run_notebook
 
 REPO = Path(__file__).resolve().parents[2]
@@ -190,9 +193,9 @@ def make_fleet(root: Path) -> Fleet:
     audit = write(root / "audit", audit_rows("run-a", T0, AUDIT), "audit", "run-a", T0,
                   options={"waivers": "waivers.yaml"}, notes=[])
     start = T0 + timedelta(hours=1)
-    notes = ["wave 1/2: 2 host(s), 1 failed (50%)", "wave 2/2: 2 host(s), 1 failed (50%)"]
+    waves = [ran_wave(1, 2, list(HOSTS[:2]), ["node-02"]), ran_wave(2, 2, list(HOSTS[2:]), ["node-04"])]
     remediate = write(root / "remediate", remediate_rows("run-r", start), "remediate", "run-r", start,
-                      options={"wave_size": 2, "max_fail_percent": None, "dry_run": False}, notes=notes)
+                      options={"wave_size": 2, "max_fail_percent": None, "dry_run": False}, waves=waves)
     later = T0 + timedelta(days=1)
     after = write(root / "audit-after", audit_rows("run-b", later, AFTER), "audit", "run-b", later,
                   options={}, notes=[])
@@ -263,6 +266,15 @@ def test_fleet_compliance(fleet: Fleet, workdir: Path) -> None:
     assert exported == (fleet.audit / "results.csv").read_bytes() == auditor_csv(df)
     dictionary = pd.read_csv(out / "data-dictionary.csv")
     assert dictionary["column"].tolist()[: len(COLUMNS)] == list(COLUMNS)
+
+
+@pytest.mark.parametrize("name", ["fleet_compliance.ipynb", "remediation_review.ipynb", "drift.ipynb"])
+def test_notebooks_define_no_helper_the_library_has(name: str) -> None:
+    nb = read_nb(NOTEBOOKS / name, as_version=4)
+    defined = {node.name for c in nb.cells if c.cell_type == "code"
+               for node in ast.walk(ast.parse(c.source)) if isinstance(node, ast.FunctionDef)}
+    assert not defined & set(dir(analysis)), f"{name} redefines library helpers: {defined & set(dir(analysis))}"
+    assert not defined & {"show", "rounded", "save_figure", "jsonable", "table_records", "pretty"}
 
 
 @pytest.mark.parametrize("name", ["fleet_compliance.ipynb", "remediation_review.ipynb", "drift.ipynb"])
