@@ -16,7 +16,7 @@ from typing import Final
 MANIFEST: Final[str] = "SHA256SUMS"
 
 
-class ManifestError(Exception):
+class ManifestError(ValueError):
     """A run directory has no manifest, or the manifest is malformed (one-line message naming the path)."""
 
 
