@@ -80,13 +80,14 @@ def report_command(args: argparse.Namespace) -> int:
     from hardnir.store.manifest import atomic_write
 
     text = render(args.format, load_report(paths[0]))
+    text = text if text.endswith("\n") else text + "\n"
     if args.output:
         target = Path(args.output)
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(target, text.encode("utf-8"))
         print(f"report: {target}", file=sys.stderr)
     else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.write(text)
     return 0
 
 

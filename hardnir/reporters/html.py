@@ -79,7 +79,8 @@ def _metadata(report: RunReport) -> str:
         ("run id", report.run_id), ("runbook", report.runbook),
         ("operator", f"{meta.get('operator', '?')} on {meta.get('client_host', '?')}"),
         ("started", meta.get("started_at", "")), ("finished", meta.get("finished_at", "")),
-        ("wall time", f"{meta.get('wall_time_s', '?')} s"), ("hardnir", meta.get("hardnir_version", "")),
+        ("wall time", f"{meta['wall_time_s']} s" if "wall_time_s" in meta else ""),
+        ("hardnir", meta.get("hardnir_version", "")),
         ("inventory", meta.get("inventory", "")), ("inventory digest", meta.get("inventory_digest", "")),
         ("hosts", len(report.hosts())), ("controls", ", ".join(report.control_ids())),
         ("options", chosen or "defaults"), ("exit code", meta.get("exit_code", "")),
@@ -93,7 +94,7 @@ def _metadata(report: RunReport) -> str:
                 items.append((f"sha256 {name}", file_digest(path)))
         if (report.run_dir / MANIFEST).is_file():
             items.append(("integrity", f"every file is listed in {MANIFEST}; check with hardnir report --verify"))
-    body = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items)
+    body = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items if v not in ("", None))
     return f'<section id="run"><h2>Run</h2><dl class="meta">{body}</dl></section>'
 
 
