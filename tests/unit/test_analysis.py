@@ -474,3 +474,54 @@ def test_drift_between_sees_the_state_a_rollback_leaves(tmp_path: Path) -> None:
     steps = consecutive_drift(runs)
     assert steps[["from_run_id", "to_run_id", "change"]].astype(str).values.tolist() == [
         ["r1", "r2", "fixed"], ["r2", "r3", "regressed"]]
+
+
+# ------------------------------------------------------------------------------------------ notebook helpers
+
+
+class TestNotebookHelpers:
+    def test_jsonable(self) -> None:
+        import numpy as np
+
+        value = {"a": np.int64(3), "b": [math.nan, pd.NA, pd.NaT, None], "c": np.float64(1.5),
+                 "d": date(2026, 1, 2), "e": pd.Timestamp("2026-01-02T03:04:05Z"), 7: (True, "x"), "f": Path("/p")}
+        assert analysis.jsonable(value) == {"a": 3, "b": [None, None, None, None], "c": 1.5, "d": "2026-01-02",
+                                            "e": "2026-01-02T03:04:05+00:00", "7": [True, "x"], "f": "/p"}
+        assert isinstance(analysis.jsonable(np.int64(3)), int)
+
+    def test_table_records(self) -> None:
+        frame = pd.DataFrame({"control": ["a", "b"], "pass": [1, 2], "pct": [50.0, math.nan]})
+        assert analysis.table_records(frame, "control") == {"a": {"pass": 1, "pct": 50.0},
+                                                            "b": {"pass": 2, "pct": None}}
+
+    def test_rounded_only_touches_floats(self) -> None:
+        frame = pd.DataFrame({"name": ["x"], "n": [3], "pct": [66.66666]})
+        out = analysis.rounded(frame, 1)
+        assert out["pct"].tolist() == [66.7] and out["n"].tolist() == [3] and frame["pct"].tolist() == [66.66666]
+
+    def test_save_figure_writes_a_png_and_closes_it(self, tmp_path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1])
+        path = analysis.save_figure(fig, tmp_path, "line.png", display_it=False)
+        assert path == tmp_path / "line.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert not plt.get_fignums()
+
+    def test_show_displays_a_titled_table(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import IPython.display
+
+        shown: list[object] = []
+        monkeypatch.setattr(IPython.display, "display", shown.append)
+        analysis.show(pd.DataFrame({"host": ["h1"], "pass": [1]}), "Per host")
+        title, table = shown
+        assert isinstance(title, IPython.display.Markdown) and title.data == "**Per host**"
+        assert isinstance(table, pd.DataFrame) and table.index.name == "host" and table["pass"].tolist() == [1]
+
+    def test_pretty_evidence(self) -> None:
+        assert analysis.pretty_evidence('{"b": 1, "a": [1]}') == '{\n  "a": [\n    1\n  ],\n  "b": 1\n}'
+        assert analysis.pretty_evidence("not json") == "not json"
+        assert analysis.pretty_evidence('"' + "x" * 50 + '"', limit=10) == '"xxxxxxxxx ...'
