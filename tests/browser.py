@@ -168,11 +168,11 @@ class Browser:
         return [str(e["params"]["request"]["url"]) for e in self.events
                 if e.get("method") == "Network.requestWillBeSent" and e.get("sessionId") == self.session]
 
-    def screenshot(self, path: Path) -> Path:
-        """A PNG of the whole page (not just the viewport)."""
+    def screenshot(self, path: Path, max_height: int = 16000) -> Path:
+        """A PNG of the whole page (not just the viewport), at most ``max_height`` pixels from the top."""
         metrics = self.call("Page.getLayoutMetrics", session=True)
         size = metrics.get("cssContentSize") or metrics["contentSize"]
-        clip = {"x": 0, "y": 0, "width": self.width, "height": min(int(size["height"]), 16000), "scale": 1}
+        clip = {"x": 0, "y": 0, "width": self.width, "height": min(int(size["height"]), max_height), "scale": 1}
         data = self.call("Page.captureScreenshot", session=True, format="png", captureBeyondViewport=True,
                          clip=clip)["data"]
         path.write_bytes(base64.b64decode(data))
