@@ -98,7 +98,8 @@ def _metadata(report: RunReport) -> str:
     return f'<section id="run"><h2>Run</h2><dl class="meta">{body}</dl></section>'
 
 
-def _summary(report: RunReport) -> str:
+def _summary(report: RunReport) -> tuple[str, str]:
+    """The summary cards and per-control table, and (a separate section) the per-host table."""
     counts = summary(report)["final_status"]
     assert isinstance(counts, dict)
     cards = "".join(
@@ -123,8 +124,8 @@ def _summary(report: RunReport) -> str:
                         filter_label="hosts", row_attrs=[f'data-host="{esc(r["host"])}"' for r in by_host])
     return (f'<section id="summary"><h2>Summary</h2><p class="muted">Final status of every host x control (the '
             f'verify row of a remediation, else the check row). Compliance = (pass + waived) / (pass + fail + '
-            f'waived).</p><div class="cards">{cards}</div><h3>Per control</h3>{control_table}'
-            f'<h3>Per host</h3>{host_table}</section>')
+            f'waived).</p><div class="cards">{cards}</div><h3>Per control</h3>{control_table}</section>',
+            f'<section id="hosts"><h2>Per host</h2>{host_table}</section>')
 
 
 def _heatmap(report: RunReport) -> str:
@@ -234,10 +235,13 @@ def render_html(report: RunReport, today: date | None = None) -> str:
     """The whole report as one HTML document (CSS and JS inline, no external resource)."""
     day = today or datetime.now(UTC).date()
     title = f"hardnir {report.runbook} report {report.run_id}"
-    sections = [_metadata(report), _summary(report), _heatmap(report), _findings(report), _waivers(report, day),
-                _fixes(report), _about(report)]
+    summary_section, hosts_section = _summary(report)
+    fixes = _fixes(report)
+    sections = [_metadata(report), summary_section, _heatmap(report), _findings(report), _waivers(report, day),
+                fixes, hosts_section, _about(report)]
     links = [("run", "Run"), ("summary", "Summary"), ("heatmap", "Heatmap"), ("findings", "Findings"),
-             ("waivers", "Waivers"), *([("fixes", "Fixes")] if sections[5] else []), ("about", "Controls")]
+             ("waivers", "Waivers"), *([("fixes", "Fixes")] if fixes else []), ("hosts", "Hosts"),
+             ("about", "Controls")]
     nav = "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in links)
     generated = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     hosts, controls = len(report.hosts()), len(report.control_ids())
