@@ -45,9 +45,14 @@ def render_table(report: RunReport) -> str:
 
 
 def one_line_summary(report: RunReport) -> str:
-    """``run ID (runbook): N hosts, final status: pass N, fail N, ...``."""
+    """``run ID (runbook): N hosts, final status: pass N, fail N, ...`` then, when the run has fix or rollback
+    rows, their non-zero outcome counts (``; fix: fixed 3, blocked 1``)."""
     counts = report.final["status"].astype(object).value_counts()
     statuses = ("pass", "fail", "waived", "not_applicable", "error")
     text = ", ".join(f"{s} {int(counts.get(s, 0))}" for s in statuses)
+    for phase in ("fix", "rollback"):
+        outcome = report.frame.loc[report.frame["phase"] == phase, "status"].astype(object).value_counts()
+        if len(outcome):
+            text += f"; {phase}: " + ", ".join(f"{s} {int(n)}" for s, n in sorted(outcome.items()) if n)
     return neutralise_controls(f"run {report.run_id} ({report.runbook}): {len(report.hosts())} hosts, "
                                f"final status: {text}")

@@ -198,3 +198,15 @@ def test_controls_json_is_read_when_present(fleet: Fleet, tmp_path: Path) -> Non
     assert report.control("core-rkt")["title"] == "custom title"
     assert report.control("core-docker")["title"] == "core cannot reach the docker socket"  # from the catalogue
     assert json.loads((run / "controls.json").read_text())[0]["references"] == ["ref"]
+
+
+def test_one_line_summary_counts_final_statuses_and_fix_outcomes(fleet: Fleet) -> None:
+    from hardnir.reporters.terminal import one_line_summary
+
+    audit = one_line_summary(load_report(fleet.audit))
+    assert audit == ("run run-a (audit): 4 hosts, final status: pass 4, fail 6, waived 1, not_applicable 1, "
+                     "error 4")
+    fixes = read_run(fleet.remediate)
+    counts = fixes.loc[fixes["phase"] == "fix", "status"].astype(object).value_counts()
+    expected = ", ".join(f"{s} {n}" for s, n in sorted(counts.items()))
+    assert one_line_summary(load_report(fleet.remediate)).endswith(f"; fix: {expected}")
