@@ -15,7 +15,7 @@ __all__ = ["audit", "drift", "load_runs", "read_run", "remediate", "rollback"]
 if TYPE_CHECKING:
     from hardnir.api import audit, remediate, rollback
     from hardnir.drift import drift
-    from hardnir.results import load_runs, read_run
+    from hardnir.store import load_runs, read_run
 
 
 def __getattr__(name: str) -> Any:
@@ -28,7 +28,7 @@ def __getattr__(name: str) -> Any:
 
         return drift
     if name in ("load_runs", "read_run"):
-        from hardnir import results
+        from hardnir import store
 
-        return getattr(results, name)
+        return getattr(store, name)
     raise AttributeError(f"module 'hardnir' has no attribute {name!r}")

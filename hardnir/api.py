@@ -22,6 +22,7 @@ from hardnir import __version__
 from hardnir.control import select
 from hardnir.engine import RunContext, today
 from hardnir.inventory import as_list, digest, filter_hosts, host_groups, init_nornir, secrets_of
+from hardnir.waves import WaveRecord, plan_waves, ran_wave, skipped_wave, wave_note
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,7 +46,7 @@ class RunOutcome:
     written: pd.DataFrame | None = field(default=None, repr=False)  # the frame write_run built from these rows
 
     def frame(self) -> pd.DataFrame:
-        from hardnir.results import to_frame
+        from hardnir.frames import to_frame
 
         df = self.written.copy() if self.written is not None else to_frame(self.rows)
         df.attrs["run_dir"] = str(self.run_dir)
@@ -114,7 +115,9 @@ def execute(
 
     `processors` are Nornir processors attached to the run (e.g. to log or observe every task).
     """
-    from hardnir.results import write_run
+    from hardnir.control import control_record
+    from hardnir.store import write_run
+    from hardnir.waivers import apply_waivers
 
     inventory_dir = Path(inventory)
     selected = select(controls, exclude, severity)
@@ -134,7 +137,7 @@ def execute(
     if runbook == "rollback":
         if target_run is None:
             raise ValueError("rollback needs --run RUN_DIR (the remediation run to undo)")
-        from hardnir.results import read_meta
+        from hardnir.store import read_meta
 
         target_meta = read_meta(Path(target_run))
         rollback_of = str(target_meta.get("run_id", ""))
@@ -156,7 +159,7 @@ def execute(
         on_host_done=(lambda host, rows: ticker.update(host, rows)) if ticker else (lambda host, rows: None),
     )
     notes: list[str] = []
-    waves: list[list[str]] = [host_names]
+    waves: list[WaveRecord] = []
     t0 = time.monotonic()
     try:
         if runbook == "audit":
@@ -164,8 +167,9 @@ def execute(
 
             nr.run(task=audit_host, ctx=ctx)
         elif runbook == "remediate":
-            waves = _plan_waves(host_names, wave_size)
-            notes += _run_waves(nr, ctx, waves, max_fail_percent)
+            waves = _run_waves(nr, ctx, plan_waves(host_names, wave_size), max_fail_percent)
+            notes += [wave_note(w) for w in waves if w["ran"]]
+            notes += list(dict.fromkeys(w["stop_reason"] for w in waves if w["stop_reason"]))
         elif runbook == "rollback":
             from runbooks.rollback import rollback_host
 
@@ -183,10 +187,7 @@ def execute(
         if host_rows is None:
             host_rows = ctx.error_rows(host, phases, "no result: the runner lost this host", time.time())
         rows.extend(host_rows)
-    if loaded_waivers:
-        from hardnir.waivers import apply_waivers
-
-        rows = apply_waivers(rows, loaded_waivers, groups_of, today())
+    rows = apply_waivers(rows, loaded_waivers, groups_of, today())
     code = exit_code(rows, runbook)
     meta: dict[str, Any] = {
         "run_id": run_id,
@@ -220,7 +221,8 @@ def execute(
         "exit_code": code,
     }
     run_dir = Path(out) if out else Path("runs") / run_id
-    written = write_run(run_dir, rows, meta, secrets=secrets_of(nr))
+    written = write_run(run_dir, rows, meta, secrets=secrets_of(nr),
+                        controls=[control_record(c.meta) for c in selected])
     return RunOutcome(rows, meta, run_dir, code, notes, written)
 
 
@@ -228,33 +230,29 @@ def _host_failed(rows: Sequence[Mapping[str, Any]]) -> bool:
     return any(r["status"] in ("error", "fix_failed") for r in rows)
 
 
-def _plan_waves(names: list[str], wave_size: int | None) -> list[list[str]]:
-    size = wave_size if wave_size and wave_size > 0 else len(names)
-    return [names[i:i + size] for i in range(0, len(names), size)]
-
-
-def _run_waves(nr: Any, ctx: RunContext, waves: list[list[str]], max_fail_percent: float | None) -> list[str]:
+def _run_waves(nr: Any, ctx: RunContext, waves: list[list[str]], max_fail_percent: float | None) -> list[WaveRecord]:
     """Remediate in waves (the first is the canary); stop before the next wave once failures pass the limit."""
     from runbooks.remediate import remediate_host
 
-    notes: list[str] = []
+    records: list[WaveRecord] = []
     stop_reason = ""
     for number, wave in enumerate(waves, start=1):
         if stop_reason:
             now = time.time()
             for host in wave:
                 ctx.record(host, ctx.error_rows(host, ["check", "fix", "verify"], stop_reason, now))
+            records.append(skipped_wave(number, len(waves), wave, stop_reason))
             continue
         members = set(wave)
         nr.filter(filter_func=lambda h, m=members: h.name in m).run(task=remediate_host, ctx=ctx)
         failed = [h for h in wave if _host_failed(ctx.rows_by_host.get(h, [{"status": "error"}]))]
-        percent = 100.0 * len(failed) / len(wave)
-        notes.append(f"wave {number}/{len(waves)}: {len(wave)} host(s), {len(failed)} failed ({percent:.0f}%)")
+        record = ran_wave(number, len(waves), wave, failed)
+        records.append(record)
+        percent = record["failed_pct"] or 0.0
         if max_fail_percent is not None and percent > max_fail_percent and number < len(waves):
             stop_reason = (f"not run: remediation stopped after wave {number} because {percent:.0f}% of its hosts "
                            f"failed (limit {max_fail_percent:g}%)")
-            notes.append(stop_reason)
-    return notes
+    return records
 
 
 def audit(inventory: str | Path, **options: Any) -> pd.DataFrame:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
+
+from hardnir.reporters.commands import add_report_command_options, add_run_output_options, after_run, report_command
 
 EXIT_USAGE = 2
 
@@ -31,7 +32,7 @@ def _selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="parallel hosts (default 50)")
     p.add_argument("--waivers", metavar="FILE", help="YAML waiver file (see README)")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/<run id>)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_output_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,11 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controls", metavar="IDS", help="only these controls")
     p.add_argument("--workers", type=int, metavar="N", help="parallel hosts (default 50)")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/<run id>)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_output_options(p)
 
-    p = sub.add_parser("report", help="summary of a run; with several runs, what changed between them",
-                       description="Per-control and per-host compliance of a run, or the drift between runs.")
+    p = sub.add_parser("report", help="a run as table, junit, sarif, json or html; several runs: what changed",
+                       description="Per-control and per-host compliance and the findings of a run in one of the "
+                       "report formats, the drift between runs, or a check of a run's SHA256SUMS.", epilog=EPILOG)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="one or more run directories, oldest first")
+    add_report_command_options(p)
 
     p = sub.add_parser("facts", help="print the raw facts the probe gathers from hosts (YAML), for debugging",
                        description="Run the probe for the selected controls and print every fact as YAML.")
@@ -132,7 +135,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(gather(args.inventory, hosts=args.hosts, controls=args.controls), end="")
         return 0
     if args.command == "report":
-        return _report([Path(p) for p in args.runs])
+        return report_command(args)
     if args.command in ("init", "keys", "doctor"):
         from hardnir.setup_cli import dispatch
 
@@ -143,7 +146,6 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from hardnir import api
     from hardnir.progress import factory
-    from hardnir.report import summary_table
 
     options: dict[str, Any] = {
         "controls": args.controls,
@@ -160,13 +162,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "rollback":
         options["target_run"] = args.run
     outcome = api.execute(args.command, args.inventory, **options)
-    if args.command == "remediate" and args.dry_run:
+    if args.command == "remediate" and args.dry_run and not args.quiet and args.format == "table":
         _print_plans(outcome.rows)
-    print(summary_table(outcome.frame()))
-    for note in outcome.notes:
-        print(note)
-    print(f"run directory: {outcome.run_dir}  (results.csv, results.parquet, run.json)")
-    print(f"exit code: {outcome.exit_code}")
+    after_run(args, outcome.run_dir, outcome.notes, outcome.exit_code)
     return outcome.exit_code
 
 
@@ -181,21 +179,6 @@ def _print_plans(rows: Sequence[dict[str, Any]]) -> None:
                 plan = ""
             print(f"--- {row['host']} {row['control']}: would change")
             print(plan.rstrip())
-
-
-def _report(paths: list[Path]) -> int:
-    from hardnir.drift import drift
-    from hardnir.report import drift_table, summary_table
-    from hardnir.results import read_run
-
-    frames = [read_run(p) for p in paths]
-    if len(frames) == 1:
-        print(summary_table(frames[0]))
-        return 0
-    for older, newer, a, b in zip(frames, frames[1:], paths, paths[1:], strict=False):
-        print(f"== {a} -> {b}")
-        print(drift_table(drift(older, newer)))
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,6 +34,8 @@ class ControlMeta:
     disruption: str  # low | medium | high: what applying the fix interrupts
     platforms: tuple[str, ...]
     rationale: str
+    remediation: str = ""  # what the fix does, in one or two sentences
+    references: tuple[str, ...] = ()  # guide sections and documents; CIS-style ids only where a real mapping exists
     version: str = "1"
     order: int = 50  # fixes run in ascending order on a host (etcd before its clients)
     lockout_risk: bool = False  # the fix can cut off the tool's own SSH or sudo
@@ -118,6 +120,20 @@ class Plan:
                 out.append(f"{step.command}   # {step.why}\n")
         out.extend(f"{cmd}\n" for cmd in self.post)
         return "".join(out)
+
+
+def control_record(meta: ControlMeta) -> dict[str, object]:
+    """The metadata auditors see, as a plain record (the rows of ``controls.json`` in a run directory)."""
+    return {
+        "control": meta.id,
+        "title": meta.title,
+        "section": meta.section,
+        "severity": meta.severity,
+        "rationale": meta.rationale,
+        "remediation": meta.remediation,
+        "references": list(meta.references),
+        "version": meta.version,
+    }
 
 
 class ControlModule(Protocol):

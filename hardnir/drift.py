@@ -11,7 +11,8 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from hardnir.results import SEVERITY_DTYPE, TIMESTAMP_DTYPE, final_status, run_starts
+from hardnir.frames import SEVERITY_DTYPE, TIMESTAMP_DTYPE
+from hardnir.rollups import final_status, run_starts
 from hardnir.schema import CHECK_STATUSES
 
 CHANGES: Final[tuple[str, ...]] = ("regressed", "fixed", "changed", "new", "gone")

@@ -63,7 +63,7 @@ class RunContext:
         duration: float | None = None,
     ) -> dict[str, Any]:
         """One result row; `duration` is the time this step took (default: from `started` until now)."""
-        from hardnir.results import make_row
+        from hardnir.rows import make_row
 
         return make_row(
             run_id=self.run_id,

@@ -1,7 +1,7 @@
 """Plain-text reports over result frames: compliance summary, fix outcomes and drift, for terminals and logs.
 
 Tables are aligned with spaces only (no extra dependency); numbers are right-aligned. Every cell goes
-through :func:`hardnir.results.neutralise_controls`, so a frame from anywhere cannot put escape sequences on
+through :func:`hardnir.rows.neutralise_controls`, so a frame from anywhere cannot put escape sequences on
 a terminal.
 """
 
@@ -14,7 +14,8 @@ from typing import Final
 import pandas as pd
 
 from hardnir.drift import CHANGES
-from hardnir.results import compliance, final_status, neutralise_controls
+from hardnir.rollups import compliance, final_status
+from hardnir.rows import neutralise_controls
 from hardnir.schema import CHECK_STATUSES, FIX_STATUSES, ROLLBACK_STATUSES
 
 #: Column headers of the status counts, in display order.

@@ -468,6 +468,11 @@ def _drain(channel: paramiko.Channel, deadline: float) -> tuple[int, bytes, byte
         if remaining <= 0:
             return -1, b"".join(out), b"".join(err), True
         if not progressed:
-            select.select([channel], [], [], min(remaining, 0.2))
+            if channel.eof_received:
+                # After EOF paramiko keeps the channel's pipe readable for good: select would return at once and
+                # this thread would spin, holding the GIL the transport threads need to deliver the exit status.
+                channel.status_event.wait(min(remaining, 0.2))
+            else:
+                select.select([channel], [], [], min(remaining, 0.2))
     status = channel.recv_exit_status() if channel.exit_status_ready() else -1
     return status, b"".join(out), b"".join(err), False

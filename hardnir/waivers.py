@@ -14,8 +14,10 @@ Each entry needs a scope: ``hosts`` (inventory names), ``groups`` (inventory gro
 ``expiry:`` cannot silently widen or lengthen a waiver. Every problem raises :class:`WaiverError` with a
 one-line message naming the file, the entry (``waivers[i]``, 0-based) and the problem.
 
-:func:`apply_waivers` only touches ``check``/``verify`` rows whose status is ``fail``: a matching unexpired
-waiver makes them ``waived``; a matching expired one keeps ``fail`` and says so in the message.
+:func:`apply_waivers` gives every row the :data:`WAIVER_COLUMNS` (empty when no waiver matched) and only changes
+``check``/``verify`` rows whose status is ``fail``: a matching unexpired waiver makes them ``waived``; a matching
+expired one keeps ``fail``. Either way the waiver's reason, approver and expiry go into the columns, as data; the
+message gets a short human note, which nothing parses back.
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ from typing import Final
 
 import yaml
 
-from hardnir.results import clean_message, truncate
+from hardnir.rows import clean_message, truncate
 from hardnir.schema import MESSAGE_MAX_CHARS
 
 ALLOWED_KEYS: Final[frozenset[str]] = frozenset(
     {"control", "hosts", "groups", "all", "reason", "approver", "expires"}
 )
 WAIVABLE_PHASES: Final[frozenset[str]] = frozenset({"check", "verify"})
+#: Extra result columns (after ``host_key``): the matched waiver's reason, approver and expiry (ISO date).
+WAIVER_COLUMNS: Final[tuple[str, ...]] = ("waiver_reason", "waiver_approver", "waiver_expires")
 
 
 class _Loader(yaml.SafeLoader):
@@ -242,6 +246,17 @@ def _append(message: object, note: str) -> str:
     return truncate(original, max(0, MESSAGE_MAX_CHARS - len(suffix))) + suffix
 
 
+def waiver_cells(waiver: Waiver | None) -> dict[str, object]:
+    """The :data:`WAIVER_COLUMNS` of a row that ``waiver`` matched (all empty for None)."""
+    if waiver is None:
+        return dict.fromkeys(WAIVER_COLUMNS, "")
+    return {
+        "waiver_reason": clean_message(waiver.reason),
+        "waiver_approver": clean_message(waiver.approver or ""),
+        "waiver_expires": waiver.expires.isoformat() if waiver.expires else "",
+    }
+
+
 def _waive(row: Mapping[str, object], matches: list[Waiver], today: date) -> dict[str, object]:
     """A copy of a failing row with the best matching waiver applied (or its expiry noted)."""
     out = dict(row)
@@ -251,8 +266,10 @@ def _waive(row: Mapping[str, object], matches: list[Waiver], today: date) -> dic
         out["status"] = "waived"
         out["message"] = _join(f"waived: {waiver.describe()}", row.get("message"))
     else:
-        last = max(w.expires for w in matches if w.expires is not None)
-        out["message"] = _append(row.get("message"), f"waiver expired on {last.isoformat()}")
+        waiver = max((w for w in matches if w.expires is not None), key=lambda w: w.expires or date.min)
+        assert waiver.expires is not None
+        out["message"] = _append(row.get("message"), f"waiver expired on {waiver.expires.isoformat()}")
+    out.update(waiver_cells(waiver))
     return out
 
 
@@ -262,11 +279,13 @@ def apply_waivers(
     host_groups: Mapping[str, Collection[str]],
     today: date,
 ) -> list[dict[str, object]]:
-    """New rows where failing check/verify results covered by a waiver become ``waived``.
+    """New rows, each with the :data:`WAIVER_COLUMNS`; failing check/verify results covered by a waiver become
+    ``waived``.
 
-    The first unexpired matching waiver (file order) wins. If only expired waivers match, the row stays
-    ``fail`` and its message ends with ``; waiver expired on <date>`` (the latest expiry). Rows are copied,
-    never mutated, so the caller keeps the unwaived truth.
+    The first unexpired matching waiver (file order) wins. If only expired waivers match, the row stays ``fail``,
+    its waiver columns name the one that expired last and its message ends with ``; waiver expired on <date>``.
+    Rows are copied, never mutated, so the caller keeps the unwaived truth. With no waivers every row simply gets
+    empty waiver columns, so runs with and without a waiver file have the same columns.
     """
     result = []
     for row in rows:
@@ -276,5 +295,5 @@ def apply_waivers(
             if matches:
                 result.append(_waive(row, matches, today))
                 continue
-        result.append(dict(row))
+        result.append({**row, **waiver_cells(None)})
     return result

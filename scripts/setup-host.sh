@@ -8,9 +8,10 @@
 #   util-linux, mount                     nsenter (lab_exec), mount/umount (overlays)
 #   openssh-client                        ssh-keygen (host keys, lab key) and ssh (tests)
 #   openssl                               the lab CA and the etcd certificates
+#   chromium                              headless browser for the HTML report test
 set -eu
 
-packages="debootstrap debian-archive-keyring systemd-container iproute2 util-linux mount openssh-client openssl"
+packages="debootstrap debian-archive-keyring systemd-container iproute2 util-linux mount openssh-client openssl chromium"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "setup-host.sh: needs root" >&2

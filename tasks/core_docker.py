@@ -28,6 +28,11 @@ META = ControlMeta(
     disruption="low",
     platforms=("coreos", "flatcar", "fcos"),
     rationale="the docker socket grants root: `docker run -v /:/host` is sudo without a password or a log.",
+    remediation="`docker.socket` drop-in `SocketGroup=root`, and the live socket made root-only without "
+    "restarting docker",
+    references=(
+        "CoreOS Hardening Guide: Local Services / Docker Daemon",
+    ),
     version="1",
     order=60,
 )

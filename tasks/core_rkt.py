@@ -28,6 +28,10 @@ META = ControlMeta(
     disruption="low",
     platforms=("coreos",),
     rationale="members of rkt can place images in the store that root later runs.",
+    remediation="`gpasswd -d core rkt` and an /etc/sysusers.d override without `m core rkt`",
+    references=(
+        "CoreOS Hardening Guide: Local Services / rkt fetch",
+    ),
     version="1",
     order=70,
 )

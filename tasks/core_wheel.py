@@ -31,6 +31,11 @@ META = ControlMeta(
     platforms=("coreos", "flatcar", "fcos"),
     rationale="core is the account every administrator's key lands in; passwordless sudo turns any stolen key "
     "into root on the host.",
+    remediation="`/etc/sudoers.d/90-hardnir-core` (`core ALL=(ALL) !ALL`, checked by visudo) and `gpasswd -d "
+    "core wheel` on the /etc/group copy; lockout-guarded",
+    references=(
+        "CoreOS Hardening Guide: Local Services / Local Users",
+    ),
     version="1",
     order=80,
     lockout_risk=True,

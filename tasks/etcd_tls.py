@@ -31,6 +31,12 @@ META = ControlMeta(
     platforms=("coreos", "flatcar"),
     rationale="etcd holds the cluster's state and fleet's units; plain http lets anyone on the network read "
     "and write it, and through fleet run code as root on every host.",
+    remediation="`40-hardnir-tls.conf` drop-in with the inventory's certificate paths; restart one member at a "
+    "time and wait for https",
+    references=(
+        "CoreOS Hardening Guide: Remote non-Listening Services / etcd, fleet, and locksmith",
+        "https://coreos.com/etcd/docs/2.2.0/security.html",
+    ),
     version="1",
     order=10,
     serial=True,

@@ -29,6 +29,12 @@ META = ControlMeta(
     platforms=("coreos",),
     rationale="fleet reads and writes the cluster's units in etcd; over plain http anyone on the path can "
     "read or forge them.",
+    remediation="drop-in pointing fleet at https etcd with CA, certificate and key, after checking that etcd "
+    "answers https with that certificate",
+    references=(
+        "CoreOS Hardening Guide: Remote non-Listening Services / etcd, fleet, and locksmith",
+        "https://coreos.com/os/docs/latest/cloud-config.html#fleet",
+    ),
     version="1",
     order=20,
 )

@@ -28,6 +28,11 @@ META = ControlMeta(
     platforms=("coreos",),
     rationale="anyone who can write fleet.sock can schedule units that run as root on every host of the "
     "cluster.",
+    remediation="the guide's `10-root-only.conf` drop-in (0600 root:root) and a real restart of fleet.socket; or "
+    "mask it",
+    references=(
+        "CoreOS Hardening Guide: Local Services / fleet API Socket",
+    ),
     version="1",
     order=40,
 )

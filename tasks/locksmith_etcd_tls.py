@@ -30,6 +30,12 @@ META = ControlMeta(
     platforms=("coreos", "flatcar"),
     rationale="locksmith takes the cluster's reboot lock in etcd; over plain http anyone can hold or steal "
     "it and block or force reboots.",
+    remediation="drop-in pointing locksmithd at https etcd with CA, certificate and key; the overriding keys are "
+    "removed from update.conf",
+    references=(
+        "CoreOS Hardening Guide: Remote non-Listening Services / etcd, fleet, and locksmith",
+        "https://coreos.com/os/docs/latest/cloud-config.html#locksmith",
+    ),
     version="1",
     order=30,
 )

@@ -39,6 +39,12 @@ META = ControlMeta(
     platforms=("coreos", "flatcar"),
     rationale="sshd on port 22 of every interface is the only remote listener CoreOS ships; restrict it to "
     "the management address, or disable it where a console is the way in.",
+    remediation="restrict sshd.socket to the policy addresses with a `90-hardnir-listen.conf` drop-in "
+    "(`ListenStream=` reset) and restart it under a dead-man timer, or mask it (lockout-guarded)",
+    references=(
+        "CoreOS Hardening Guide: Remote Listening Services / Disabling sshd",
+        "https://coreos.com/os/docs/latest/customizing-sshd.html",
+    ),
     version="1",
     order=90,
     lockout_risk=True,

@@ -140,8 +140,9 @@ def test_cli_exit_codes_on_the_lab(lab: Any, tmp_path: Path) -> None:
     assert run("audit", "-i", inv, "--hosts", vanilla, "--out", str(tmp_path / "nc")).returncode \
         == api.EXIT_NONCOMPLIANT
     assert run("audit", "-i", inv, "--out", str(tmp_path / "dead")).returncode == api.EXIT_UNREACHABLE
-    dry = run("remediate", "-i", inv, "--hosts", vanilla, "--controls", "fleet-socket", "--dry-run",
-              "--out", str(tmp_path / "dry"))
+    dry = subprocess.run([sys.executable, "-m", "hardnir.cli", "remediate", "-i", inv, "--hosts", vanilla,
+                          "--controls", "fleet-socket", "--dry-run", "--out", str(tmp_path / "dry")],
+                         capture_output=True, text=True, timeout=300)  # not -q: the plan is printed
     assert dry.returncode == api.EXIT_NONCOMPLIANT
     assert "10-root-only.conf" in dry.stdout and "SocketMode=0600" in dry.stdout
     report = subprocess.run([sys.executable, "-m", "hardnir.cli", "report", str(tmp_path / "nc"),
@@ -154,7 +155,7 @@ def test_cli_exit_codes_on_the_lab(lab: Any, tmp_path: Path) -> None:
         undo = run("rollback", "-i", inv, "--run", str(tmp_path / "fix"), "--hosts", vanilla,
                    "--out", str(tmp_path / "undo"))
         assert undo.returncode == api.EXIT_OK, undo.stdout
-        assert "restored" in undo.stdout
+        assert "rollback: restored 1" in undo.stdout
         status = subprocess.run([sys.executable, "-m", "hardnir.cli", "lab", "status"], capture_output=True,
                                 text=True, timeout=60)
         assert status.returncode == 0 and vanilla in status.stdout

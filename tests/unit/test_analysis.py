@@ -13,7 +13,6 @@ from hardnir import analysis
 from hardnir.analysis import (
     COLUMN_DESCRIPTIONS,
     SEVERITY_WEIGHTS,
-    WaiverNote,
     auditor_csv,
     before_after,
     compliance_trend,
@@ -25,7 +24,6 @@ from hardnir.analysis import (
     fix_reasons,
     host_timing,
     needs_human,
-    parse_waiver_note,
     resolve_path,
     run_order,
     status_matrix,
@@ -40,7 +38,8 @@ from hardnir.analysis import (
 from hardnir.drift import drift
 from hardnir.results import compliance, final_status, load_runs, make_row, read_run, to_frame, write_run
 from hardnir.schema import COLUMNS, FIX_STATUSES
-from hardnir.waivers import Waiver, apply_waivers
+from hardnir.waivers import WAIVER_COLUMNS, Waiver, apply_waivers
+from hardnir.waves import plan_waves, ran_wave, skipped_wave
 
 T0 = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
 TODAY = date(2026, 1, 10)
@@ -200,33 +199,24 @@ def test_auditor_csv_refuses_reordered_columns() -> None:
 # ------------------------------------------------------------------------------------------ waivers
 
 
-class TestWaiverNotes:
-    def waived_message(self, waiver: Waiver, status: str = "fail", today: date = TODAY) -> str:
-        rows = apply_waivers([r("h1", waiver.control, status, message="socket is 0666; group docker")],
-                             [waiver], {"h1": ()}, today)
-        return str(rows[0]["message"])
-
+class TestWaiverColumns:
     @pytest.mark.parametrize(
         ("approver", "expires"),
         [("j.doe", date(2026, 2, 1)), (None, date(2026, 2, 1)), ("j.doe", None), (None, None)],
     )
-    def test_round_trip_with_apply_waivers(self, approver: str | None, expires: date | None) -> None:
-        reason = "CI runners need it; until migration (ticket 42)"
+    def test_columns_carry_the_waiver(self, approver: str | None, expires: date | None) -> None:
+        reason = "CI runners need it; until migration (ticket 42), approver (x)"
         waiver = Waiver("a", ("h1",), (), False, reason, approver, expires)
-        note = parse_waiver_note(self.waived_message(waiver))
-        if approver is None and expires is None:  # no details: the reason ends at its first "; "
-            assert note == WaiverNote("waived", "CI runners need it", None, None)
-        else:
-            assert note == WaiverNote("waived", reason, approver, expires)
+        rows = apply_waivers([r("h1", "a", "fail", message="socket is 0666")], [waiver], {"h1": ()}, TODAY)
+        table = waiver_findings(to_frame(rows), TODAY)
+        assert table[["state", "reason", "approver", "expires"]].astype(object).values.tolist() == [
+            ["waived", reason, approver, expires]]
 
-    def test_expired_waiver(self) -> None:
-        waiver = Waiver("a", ("h1",), (), False, "old", "x", date(2026, 1, 5))
-        message = self.waived_message(waiver)
-        assert parse_waiver_note(message) == WaiverNote("expired", "", None, date(2026, 1, 5))
-
-    def test_plain_messages_have_no_note(self) -> None:
-        assert parse_waiver_note("socket is 0666") is None
-        assert parse_waiver_note("") is None
+    def test_every_row_gets_the_columns_even_without_waivers(self) -> None:
+        rows = apply_waivers([r("h1", "a", "fail"), r("h1", "b", "pass")], [], {}, TODAY)
+        assert all(row["waiver_reason"] == row["waiver_approver"] == row["waiver_expires"] == "" for row in rows)
+        assert list(to_frame(rows).columns[len(COLUMNS):]) == ["host_key", *WAIVER_COLUMNS]
+        assert waiver_findings(to_frame(rows), TODAY).empty
 
     def test_findings_table(self) -> None:
         rows = apply_waivers(
@@ -237,21 +227,21 @@ class TestWaiverNotes:
             {}, TODAY)
         table = waiver_findings(to_frame(rows), TODAY)
         assert table[["host", "status", "state", "reason"]].astype(object).values.tolist() == [
-            ["h2", "fail", "expired", ""],
+            ["h2", "fail", "expired", "gone"],
             ["h1", "waived", "waived", "soon"],
             ["h3", "waived", "waived", "forever"],
         ]
         assert table["days_left"].tolist()[:2] == [-9.0, 2.0]
         assert math.isnan(table["days_left"].iloc[2])
 
-    def test_expired_notes_take_reason_and_approver_from_the_file(self) -> None:
+    def test_expired_waiver_is_named_in_the_columns(self) -> None:
         waivers = [Waiver("a", (), ("lab",), False, "scheduled", "a.smith", date(2026, 1, 1)),
                    Waiver("b", ("h1",), (), False, "other control", "x", date(2026, 1, 1))]
         rows = apply_waivers([r("h1", "a", "fail"), r("h2", "a", "pass")], waivers, {"h1": ("lab",)}, TODAY)
-        table = waiver_findings(to_frame(rows), TODAY, waivers)
+        table = waiver_findings(to_frame(rows), TODAY)
         assert table[["host", "state", "reason", "approver"]].astype(object).values.tolist() == [
             ["h1", "expired", "scheduled", "a.smith"]]
-        assert waiver_findings(to_frame(rows), TODAY)["reason"].tolist() == [""]
+        assert rows[0]["status"] == "fail" and rows[0]["waiver_expires"] == "2026-01-01"
         assert waiver_findings(to_frame([r("h1", "a", "pass")]), TODAY).empty
 
     def test_register(self) -> None:
@@ -309,7 +299,7 @@ META = {
     "run_id": "r1",
     "hosts": ["h1", "h2", "h3"],
     "options": {"wave_size": 2},
-    "notes": ["wave 1/2: 2 host(s), 1 failed (50%)", "wave 2/2: 1 host(s), 1 failed (100%)"],
+    "waves": [ran_wave(1, 2, ["h1", "h2"], ["h2"]), ran_wave(2, 2, ["h3"], ["h3"])],
 }
 
 
@@ -392,15 +382,21 @@ class TestTiming:
 
     def test_wave_plan_stopped_and_defaults(self) -> None:
         stop = "not run: remediation stopped after wave 1 because 100% of its hosts failed (limit 10%)"
-        meta = {"hosts": ["a", "b", "c"], "options": {"wave_size": 1},
-                "notes": ["wave 1/3: 1 host(s), 1 failed (100%)", stop]}
+        meta = {"hosts": ["a", "b", "c"],
+                "waves": [ran_wave(1, 3, ["a"], ["a"]), skipped_wave(2, 3, ["b"], stop),
+                          skipped_wave(3, 3, ["c"], stop)]}
         plan = wave_plan(meta)
         assert plan["wave"].tolist() == [1, 2, 3]
         assert plan["ran"].tolist() == [True, False, False]
-        assert plan["note"].tolist()[1:] == [stop, stop]
-        single = wave_plan({"hosts": ["a", "b"], "options": {"wave_size": None}, "notes": []})
+        assert plan["note"].tolist() == ["wave 1/3: 1 host(s), 1 failed (100%)", stop, stop]
+        single = wave_plan({"hosts": ["a", "b"], "waves": []})  # audits and older runs: one wave of every host
         assert single["wave"].tolist() == [1, 1]
         assert wave_plan({}).empty
+
+    def test_plan_waves_cuts_like_the_runner(self) -> None:
+        assert plan_waves(["a", "b", "c"], 2) == [["a", "b"], ["c"]]
+        assert plan_waves(["a", "b"], None) == [["a", "b"]]
+        assert plan_waves([], 3) == []
 
     def test_wave_timing(self) -> None:
         table = wave_timing(remediation(), META)
@@ -478,3 +474,54 @@ def test_drift_between_sees_the_state_a_rollback_leaves(tmp_path: Path) -> None:
     steps = consecutive_drift(runs)
     assert steps[["from_run_id", "to_run_id", "change"]].astype(str).values.tolist() == [
         ["r1", "r2", "fixed"], ["r2", "r3", "regressed"]]
+
+
+# ------------------------------------------------------------------------------------------ notebook helpers
+
+
+class TestNotebookHelpers:
+    def test_jsonable(self) -> None:
+        import numpy as np
+
+        value = {"a": np.int64(3), "b": [math.nan, pd.NA, pd.NaT, None], "c": np.float64(1.5),
+                 "d": date(2026, 1, 2), "e": pd.Timestamp("2026-01-02T03:04:05Z"), 7: (True, "x"), "f": Path("/p")}
+        assert analysis.jsonable(value) == {"a": 3, "b": [None, None, None, None], "c": 1.5, "d": "2026-01-02",
+                                            "e": "2026-01-02T03:04:05+00:00", "7": [True, "x"], "f": "/p"}
+        assert isinstance(analysis.jsonable(np.int64(3)), int)
+
+    def test_table_records(self) -> None:
+        frame = pd.DataFrame({"control": ["a", "b"], "pass": [1, 2], "pct": [50.0, math.nan]})
+        assert analysis.table_records(frame, "control") == {"a": {"pass": 1, "pct": 50.0},
+                                                            "b": {"pass": 2, "pct": None}}
+
+    def test_rounded_only_touches_floats(self) -> None:
+        frame = pd.DataFrame({"name": ["x"], "n": [3], "pct": [66.66666]})
+        out = analysis.rounded(frame, 1)
+        assert out["pct"].tolist() == [66.7] and out["n"].tolist() == [3] and frame["pct"].tolist() == [66.66666]
+
+    def test_save_figure_writes_a_png_and_closes_it(self, tmp_path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1])
+        path = analysis.save_figure(fig, tmp_path, "line.png", display_it=False)
+        assert path == tmp_path / "line.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert not plt.get_fignums()
+
+    def test_show_displays_a_titled_table(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import IPython.display
+
+        shown: list[object] = []
+        monkeypatch.setattr(IPython.display, "display", shown.append)
+        analysis.show(pd.DataFrame({"host": ["h1"], "pass": [1]}), "Per host")
+        title, table = shown
+        assert isinstance(title, IPython.display.Markdown) and title.data == "**Per host**"
+        assert isinstance(table, pd.DataFrame) and table.index.name == "host" and table["pass"].tolist() == [1]
+
+    def test_pretty_evidence(self) -> None:
+        assert analysis.pretty_evidence('{"b": 1, "a": [1]}') == '{\n  "a": [\n    1\n  ],\n  "b": 1\n}'
+        assert analysis.pretty_evidence("not json") == "not json"
+        assert analysis.pretty_evidence('"' + "x" * 50 + '"', limit=10) == '"xxxxxxxxx ...'

@@ -80,9 +80,12 @@ def test_catalogue_entry_is_complete(control_id: str) -> None:
     control = catalogue()[control_id]
     meta = control.meta
     assert isinstance(meta, ControlMeta)
-    for field in ("id", "title", "section", "severity", "disruption", "rationale", "version"):
+    for field in ("id", "title", "section", "severity", "disruption", "rationale", "remediation", "references",
+                  "version"):
         assert getattr(meta, field), f"{control_id}: META.{field} is empty"
     assert meta.platforms
+    section = meta.section.split(":")[0].replace(",", "")
+    assert any(section in ref.replace(",", "") for ref in meta.references), f"{control_id}: no guide reference"
     assert (control.module.__doc__ or "").strip(), f"{control_id}: module docstring (the control's doc) missing"
     assert f"`{control_id}`" in README.read_text(), f"{control_id}: not documented in README"
     cases = [case for cid, case in all_cases() if cid == control_id]

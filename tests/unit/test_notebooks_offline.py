@@ -1,19 +1,17 @@
 """The three notebooks, executed with nbclient on a synthetic fleet (no lab, no SSH).
 
-The run directories are built here with :func:`hardnir.results.make_row` and :func:`hardnir.results.write_run`:
-a 4-host fleet with every check status (one waived row, one failing on an expired waiver, one unreachable host),
-a remediation in two waves (fixed, unchanged, fix_failed, blocked, error) and a later audit where two fixes were
-undone. Each notebook gets its parameters injected in a cell after its ``parameters`` cell (papermill style)
-and writes small JSON/CSV/PNG outputs, which are compared with the library computed here.
+The run directories are the synthetic fleet of :mod:`tests.synthetic_fleet`. Each notebook gets its parameters
+injected in a cell after its ``parameters`` cell (papermill style) and writes small JSON/CSV/PNG outputs, which
+are compared with the library computed here.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import nbformat
 import pandas as pd
 import pytest
 
+from hardnir import analysis
 from hardnir.analysis import (
     SEVERITY_WEIGHTS,
     auditor_csv,
@@ -29,20 +28,14 @@ from hardnir.analysis import (
     needs_human,
     weighted_score,
 )
-from hardnir.control import catalogue
 from hardnir.drift import drift, flapping, time_to_fix
-from hardnir.results import compliance, final_status, load_runs, make_row, read_run, write_run
+from hardnir.results import compliance, final_status, load_runs, read_run
 from hardnir.schema import COLUMNS
-from hardnir.waivers import Waiver, apply_waivers
 from tests.notebook_support import assert_png, read_nb, records, run_notebook
+from tests.synthetic_fleet import CONTROLS, HOSTS, TODAY, Fleet, make_fleet
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
-
-HOSTS = ("node-01", "node-02", "node-03", "node-04")
-CONTROLS = ("fleet-socket", "core-docker", "core-rkt", "sshd-socket")
-T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-TODAY = date.today()
 
 
 # ------------------------------------------------------------------------------------------ notebook runner
@@ -58,147 +51,6 @@ def close(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> None:
                 assert value == pytest.approx(other), (key, col)
             else:
                 assert value == other, (key, col)
-
-
-# ------------------------------------------------------------------------------------------ synthetic fleet
-
-
-def severity(control: str) -> str:
-    return str(catalogue()[control].meta.severity)
-
-
-@dataclass
-class Fleet:
-    audit: Path
-    remediate: Path
-    after: Path
-    waivers: Path
-
-
-WAIVERS = [
-    Waiver("core-docker", ("node-02",), (), False, "CI runner needs docker", "j.doe", TODAY + timedelta(days=10)),
-    Waiver("core-docker", ("node-03",), (), False, "old exception", "a.smith", TODAY - timedelta(days=3)),
-    Waiver("sshd-socket", (), ("bastion",), False, "bastion listens everywhere", None, None),
-]
-
-WAIVER_YAML = f"""\
-waivers:
-  - control: core-docker
-    hosts: [node-02]
-    reason: CI runner needs docker
-    approver: j.doe
-    expires: {(TODAY + timedelta(days=10)).isoformat()}
-  - control: core-docker
-    hosts: [node-03]
-    reason: old exception
-    approver: a.smith
-    expires: {(TODAY - timedelta(days=3)).isoformat()}
-  - control: sshd-socket
-    groups: [bastion]
-    reason: bastion listens everywhere
-"""
-
-AUDIT = {
-    "node-01": {"fleet-socket": "fail", "core-docker": "pass", "core-rkt": "fail", "sshd-socket": "pass"},
-    "node-02": {"fleet-socket": "fail", "core-docker": "fail", "core-rkt": "not_applicable", "sshd-socket": "pass"},
-    "node-03": {"fleet-socket": "pass", "core-docker": "fail", "core-rkt": "fail", "sshd-socket": "fail"},
-    "node-04": dict.fromkeys(CONTROLS, "error"),
-}
-
-# host -> control -> (fix status, verify status, fix message)
-REMEDIATE = {
-    "node-01": {
-        "fleet-socket": ("fixed", "pass", "applied"),
-        "core-docker": ("unchanged", "pass", "already compliant"),
-        "core-rkt": ("fixed", "pass", "applied"),
-        "sshd-socket": ("unchanged", "pass", "already compliant"),
-    },
-    "node-02": {
-        "fleet-socket": ("fix_failed", "fail", "fix failed and was undone, host left in its original state: boom"),
-        "core-docker": ("unchanged", "fail", "not fixed: waived (CI runner needs docker)"),
-        "core-rkt": ("unchanged", "not_applicable", "not applicable"),
-        "sshd-socket": ("unchanged", "pass", "already compliant"),
-    },
-    "node-03": {
-        "fleet-socket": ("unchanged", "pass", "already compliant"),
-        "core-docker": ("blocked", "fail", "lockout guard: core could lose access; no fallback admin path"),
-        "core-rkt": ("fixed", "pass", "applied"),
-        "sshd-socket": ("fixed", "pass", "applied"),
-    },
-    "node-04": dict.fromkeys(CONTROLS, ("error", "error", "not fixed: the check could not run")),
-}
-
-AFTER = {
-    "node-01": {"fleet-socket": "fail", "core-docker": "pass", "core-rkt": "pass", "sshd-socket": "pass"},
-    "node-02": {"fleet-socket": "fail", "core-docker": "fail", "core-rkt": "not_applicable", "sshd-socket": "pass"},
-    "node-03": {"fleet-socket": "pass", "core-docker": "fail", "core-rkt": "fail", "sshd-socket": "pass"},
-    "node-04": {"fleet-socket": "fail", "core-docker": "pass", "core-rkt": "pass", "sshd-socket": "pass"},
-}
-
-
-def row(run_id: str, runbook: str, host: str, control: str, phase: str, status: str, at: datetime,
-        duration: float, message: str = "", changed: bool = False) -> dict[str, object]:
-    evidence = {"live_socket": {"mode": "0666" if status == "fail" else "0600"}, "host": host}
-    if status == "error":
-        message = message or "ssh: connection refused"
-        evidence = {}
-    return make_row(
-        run_id=run_id, runbook=runbook, host=host, control=control, phase=phase, status=status,
-        severity=severity(control), changed=changed, expected="root-only" if phase != "fix" else "",
-        observed="0666" if status == "fail" else "0600", message=message or f"{control} is {status}",
-        evidence=evidence, started_at=at, duration_s=duration, host_key=f"SHA256:{host}",
-    )
-
-
-def audit_rows(run_id: str, start: datetime, states: Mapping[str, Mapping[str, str]]) -> list[dict[str, object]]:
-    rows = []
-    for n, host in enumerate(HOSTS):
-        at = start + timedelta(seconds=n)
-        rows += [row(run_id, "audit", host, c, "check", states[host][c], at, 1.5 + 0.1 * i)
-                 for i, c in enumerate(CONTROLS)]
-    return rows
-
-
-def remediate_rows(run_id: str, start: datetime) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = []
-    for n, host in enumerate(HOSTS):
-        at = start + timedelta(seconds=30 * (n // 2))  # wave 2 starts 30 s after wave 1
-        checks = [row(run_id, "remediate", host, c, "check", AUDIT[host][c], at, 2.0) for c in CONTROLS]
-        fixes, fix_at = [], at + timedelta(seconds=2)
-        for c in CONTROLS:
-            status, _, message = REMEDIATE[host][c]
-            step = 5.0 if status in ("fixed", "fix_failed") else 0.5
-            fixes.append(row(run_id, "remediate", host, c, "fix", status, fix_at, step + 3.0, message,
-                             changed=status == "fixed"))
-            fix_at += timedelta(seconds=step)
-        verify = [row(run_id, "remediate", host, c, "verify", REMEDIATE[host][c][1], fix_at, 1.0) for c in CONTROLS]
-        rows += checks + fixes + verify
-    return rows
-
-
-def write(path: Path, rows: list[dict[str, object]], runbook: str, run_id: str, start: datetime,
-          **meta: object) -> Path:
-    groups = {h: ("bastion",) if h == "node-04" else () for h in HOSTS}
-    waived = apply_waivers(rows, WAIVERS, groups, TODAY)
-    document = {"run_id": run_id, "runbook": runbook, "started_at": start.isoformat(), "hosts": list(HOSTS),
-                "controls": dict.fromkeys(CONTROLS, "1"), "operator": "tester", **meta}
-    write_run(path, waived, document)
-    return path
-
-
-def make_fleet(root: Path) -> Fleet:
-    audit = write(root / "audit", audit_rows("run-a", T0, AUDIT), "audit", "run-a", T0,
-                  options={"waivers": "waivers.yaml"}, notes=[])
-    start = T0 + timedelta(hours=1)
-    notes = ["wave 1/2: 2 host(s), 1 failed (50%)", "wave 2/2: 2 host(s), 1 failed (50%)"]
-    remediate = write(root / "remediate", remediate_rows("run-r", start), "remediate", "run-r", start,
-                      options={"wave_size": 2, "max_fail_percent": None, "dry_run": False}, notes=notes)
-    later = T0 + timedelta(days=1)
-    after = write(root / "audit-after", audit_rows("run-b", later, AFTER), "audit", "run-b", later,
-                  options={}, notes=[])
-    waivers = root / "waivers.yaml"
-    waivers.write_text(WAIVER_YAML, encoding="utf-8")
-    return Fleet(audit, remediate, after, waivers)
 
 
 @pytest.fixture(scope="module")
@@ -263,6 +115,15 @@ def test_fleet_compliance(fleet: Fleet, workdir: Path) -> None:
     assert exported == (fleet.audit / "results.csv").read_bytes() == auditor_csv(df)
     dictionary = pd.read_csv(out / "data-dictionary.csv")
     assert dictionary["column"].tolist()[: len(COLUMNS)] == list(COLUMNS)
+
+
+@pytest.mark.parametrize("name", ["fleet_compliance.ipynb", "remediation_review.ipynb", "drift.ipynb"])
+def test_notebooks_define_no_helper_the_library_has(name: str) -> None:
+    nb = read_nb(NOTEBOOKS / name, as_version=4)
+    defined = {node.name for c in nb.cells if c.cell_type == "code"
+               for node in ast.walk(ast.parse(c.source)) if isinstance(node, ast.FunctionDef)}
+    assert not defined & set(dir(analysis)), f"{name} redefines library helpers: {defined & set(dir(analysis))}"
+    assert not defined & {"show", "rounded", "save_figure", "jsonable", "table_records", "pretty"}
 
 
 @pytest.mark.parametrize("name", ["fleet_compliance.ipynb", "remediation_review.ipynb", "drift.ipynb"])

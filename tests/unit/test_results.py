@@ -365,7 +365,7 @@ class TestWriteRead:
     def test_creates_nested_dir_and_leaves_no_temp_files(self, tmp_path: Path) -> None:
         target = tmp_path / "a" / "b" / "run"
         write_run(target, sample_rows(), {})
-        assert sorted(p.name for p in target.iterdir()) == ["results.csv", "results.parquet", "run.json"]
+        assert sorted(p.name for p in target.iterdir()) == ["SHA256SUMS", "results.csv", "results.parquet", "run.json"]
 
     def test_overwrite_is_whole(self, tmp_path: Path) -> None:
         write_run(tmp_path, sample_rows(), {})
@@ -463,7 +463,7 @@ class TestWriteRead:
         doc = json.loads(text)
         assert doc["row_count"] == 5
         assert doc["columns"] == list(COLUMNS)
-        assert doc["schema_version"] == 1
+        assert doc["schema_version"] == results.SCHEMA_VERSION == 2
         assert doc["started_at"] == T0.isoformat()
         assert doc["inventory"] == "/inv"
         assert doc["hosts"] == ["a", "b"]

@@ -103,3 +103,39 @@ def test_python_api_returns_a_dataframe(tmp_path: Path) -> None:
     assert df.attrs["exit_code"] == 4
     back = hardnir.read_run(tmp_path / "run")
     assert back[["host", "control", "status"]].equals(df[["host", "control", "status"]])
+
+
+def test_cli_quiet_json_and_reports_after_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """-q prints one summary line; the default lists the error findings by control; --format json is the JSON
+    report on stdout; --report writes each format (into the run directory, covered by SHA256SUMS, or to FILE)."""
+    from hardnir.cli import main
+    from hardnir.store import verify_manifest
+    from tests.report_checks import check_json, check_junit, check_sarif
+
+    inv = inventory(tmp_path / "inv", hosts=2)
+    assert main(["audit", "-i", str(inv), "--out", str(tmp_path / "q"), "-q"]) == api.EXIT_UNREACHABLE
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith(f"2 hosts, final status: pass 0, fail 0, waived 0, not_applicable 0, error "
+                             f"{2 * len(catalogue())}")
+    assert not any(line.startswith("Per control") or "Findings" in line for line in lines)
+    assert lines[-1] == "exit code: 4"
+
+    assert main(["audit", "-i", str(inv), "--out", str(tmp_path / "t")]) == api.EXIT_UNREACHABLE
+    out = capsys.readouterr().out
+    assert "Findings (fail and error, by control)" in out
+    assert all(f"{c.id} ({c.meta.severity}): {c.meta.title} -- 0 fail, 2 error" in out for c in catalogue().values())
+
+    run = tmp_path / "j"
+    junit = tmp_path / "ci" / "junit.xml"
+    code = main(["audit", "-i", str(inv), "--out", str(run), "-q", "--format", "json",
+                 "--report", f"junit:{junit}", "--report", "sarif", "--report", "html"])
+    assert code == api.EXIT_UNREACHABLE
+    captured = capsys.readouterr()
+    document = check_json(captured.out, run)
+    assert document["run"]["exit_code"] == 4 and len(document["findings"]) == 2 * len(catalogue())
+    assert f"report: {junit}" in captured.err
+    check_junit(junit.read_text(encoding="utf-8"), run)
+    check_sarif((run / "report.sarif").read_text(encoding="utf-8"), run)
+    check = verify_manifest(run)
+    assert check.intact and {"report.sarif", "report.html", "controls.json", "run.json"} <= set(check.ok)
+    assert SECRET not in captured.out and SECRET not in (run / "report.html").read_text(encoding="utf-8")

@@ -10,7 +10,7 @@ import pytest
 
 from hardnir.results import make_row
 from hardnir.schema import MESSAGE_MAX_CHARS
-from hardnir.waivers import Waiver, WaiverError, apply_waivers, load_waivers
+from hardnir.waivers import WAIVER_COLUMNS, Waiver, WaiverError, apply_waivers, load_waivers
 
 KNOWN = ["core-docker", "core-wheel", "sshd-socket"]
 TODAY = date(2026, 6, 1)
@@ -186,8 +186,10 @@ def test_host_scope_waives_fail() -> None:
     assert out[0]["message"] == (
         "waived: CI runners need docker (approver j.doe, expires 2027-01-31); core is in docker"
     )
+    assert (out[0]["waiver_reason"], out[0]["waiver_approver"], out[0]["waiver_expires"]) == (
+        "CI runners need docker", "j.doe", "2027-01-31")
     assert out[1]["status"] == "fail"
-    assert out[1] == rows[1]
+    assert out[1] == {**rows[1], **dict.fromkeys(WAIVER_COLUMNS, "")}
 
 
 def test_group_scope() -> None:
@@ -222,7 +224,8 @@ def test_other_control_not_waived() -> None:
 )
 def test_only_failing_check_and_verify_rows(phase: str, status: str) -> None:
     rows = [row(phase=phase, status=status)]
-    assert apply_waivers(rows, [waiver(all_hosts=True, hosts=())], {}, TODAY) == rows
+    assert apply_waivers(rows, [waiver(all_hosts=True, hosts=())], {}, TODAY) == [
+        {**rows[0], **dict.fromkeys(WAIVER_COLUMNS, "")}]
 
 
 def test_expired_waiver_keeps_fail_and_says_so() -> None:

@@ -1,0 +1,141 @@
+"""One run directory: write it (redacted) and read it back.
+
+A run directory holds these files, each written atomically (temp file + rename):
+
+* ``results.parquet`` -- the exact typed frame, the primary format for notebooks;
+* ``results.csv`` -- for auditors and spreadsheets (:mod:`hardnir.store.csvfile`);
+* ``controls.json`` -- the metadata of the run's controls (title, guide section, severity, rationale,
+  remediation, references), when the runner passes it;
+* ``run.json`` -- the run's metadata plus ``row_count``, ``columns`` and ``schema_version``;
+* ``SHA256SUMS`` -- written last, the digest of every other file (:mod:`hardnir.store.manifest`).
+
+Every string written (cells and metadata, recursively) goes through :func:`hardnir.store.redaction.redact` first.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Final
+
+import pandas as pd
+
+from hardnir.frames import coerce, to_frame
+from hardnir.store.csvfile import csv_bytes, read_csv
+from hardnir.store.manifest import atomic_write, write_manifest
+from hardnir.store.redaction import redact_tree, redactor, safe_row
+
+SCHEMA_VERSION: Final[int] = 2
+RESULTS_CSV: Final[str] = "results.csv"
+RESULTS_PARQUET: Final[str] = "results.parquet"
+RUN_JSON: Final[str] = "run.json"
+CONTROLS_JSON: Final[str] = "controls.json"
+
+
+class RunDirError(Exception):
+    """A run directory is missing, incomplete or unreadable (one-line message naming the path)."""
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """The Parquet export of ``frame``."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False, engine="pyarrow")
+    return buffer.getvalue()
+
+
+def jsonable(value: object) -> object:
+    """A JSON-compatible copy of ``value``: datetimes as ISO 8601, paths and others as text."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [jsonable(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _json_bytes(document: object) -> bytes:
+    return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def write_run(
+    run_dir: Path,
+    rows: Sequence[Mapping[str, object]],
+    meta: Mapping[str, object],
+    secrets: Iterable[str] = (),
+    controls: Sequence[Mapping[str, object]] | None = None,
+) -> pd.DataFrame:
+    """Write the run directory (creating it): Parquet, CSV, ``controls.json`` (when ``controls`` is given),
+    ``run.json``, then ``SHA256SUMS``; return the (redacted) frame written, so callers need not build it again.
+
+    Every string cell and metadata value is redacted; cells are also stripped of control characters (a no-op
+    for rows from :func:`hardnir.rows.make_row`). ``run.json`` gets ``row_count``, ``columns`` and
+    ``schema_version`` on top of ``meta``.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pattern = redactor(secrets)
+    frame = to_frame([safe_row(row, pattern) for row in rows])
+    document = redact_tree(jsonable(dict(meta)), pattern)
+    assert isinstance(document, dict)
+    document.update(row_count=len(frame), columns=list(frame.columns), schema_version=SCHEMA_VERSION)
+    atomic_write(run_dir / RESULTS_PARQUET, _parquet_bytes(frame))
+    atomic_write(run_dir / RESULTS_CSV, csv_bytes(frame))
+    if controls is not None:
+        atomic_write(run_dir / CONTROLS_JSON, _json_bytes(redact_tree(jsonable(list(controls)), pattern)))
+    atomic_write(run_dir / RUN_JSON, _json_bytes(document))
+    write_manifest(run_dir)
+    return frame
+
+
+def read_run(run_dir: Path) -> pd.DataFrame:
+    """The typed result frame of one run: Parquet if present, else the CSV export."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory not found: {run_dir}")
+    parquet, csv = run_dir / RESULTS_PARQUET, run_dir / RESULTS_CSV
+    try:
+        if parquet.is_file():
+            return coerce(pd.read_parquet(parquet, engine="pyarrow"))
+        if csv.is_file():
+            return coerce(read_csv(csv))
+    except Exception as exc:
+        detail = " ".join(str(exc).split())
+        raise RunDirError(f"cannot read results in {run_dir}: {type(exc).__name__}: {detail}") from exc
+    raise RunDirError(f"no {RESULTS_PARQUET} or {RESULTS_CSV} in {run_dir}")
+
+
+def _read_json(path: Path, run_dir: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise RunDirError(f"no {path.name} in {run_dir}") from exc
+    except (OSError, ValueError) as exc:
+        detail = " ".join(str(exc).split())
+        raise RunDirError(f"cannot read {path}: {detail}") from exc
+
+
+def read_meta(run_dir: Path) -> dict[str, object]:
+    """The parsed ``run.json`` of one run."""
+    path = Path(run_dir) / RUN_JSON
+    document = _read_json(path, Path(run_dir))
+    if not isinstance(document, dict):
+        raise RunDirError(f"{path} is not a JSON object")
+    return document
+
+
+def read_controls(run_dir: Path) -> list[dict[str, object]]:
+    """The run's ``controls.json`` records, or ``[]`` when the run has none (older runs)."""
+    path = Path(run_dir) / CONTROLS_JSON
+    if not path.is_file():
+        return []
+    document = _read_json(path, Path(run_dir))
+    if not isinstance(document, list) or not all(isinstance(item, dict) for item in document):
+        raise RunDirError(f"{path} is not a JSON list of objects")
+    return document
