@@ -7,7 +7,7 @@ import time
 from nornir.core.exceptions import NornirSubTaskError
 from nornir.core.task import Result, Task
 
-from hardnir.engine import RunContext, check_control, connection, gather_facts, release_facts, subtask_error
+from hardnir.engine import RunContext, check_control, connection, finish_host, gather_facts, subtask_error
 
 
 def audit_host(task: Task, ctx: RunContext) -> Result:
@@ -16,12 +16,11 @@ def audit_host(task: Task, ctx: RunContext) -> Result:
         facts = task.run(task=gather_facts, controls=ctx.controls)[0].result
     except NornirSubTaskError as exc:
         rows = ctx.error_rows(task.host.name, ["check"], subtask_error(exc), started)
-        ctx.record(task.host.name, rows)
+        finish_host(task, ctx, rows)
         return Result(host=task.host, result=rows)
     fingerprint = connection(task).host_key_fingerprint
     findings = [(c, task.run(task=check_control, control=c, facts=facts)[0].result) for c in ctx.controls]
     took = time.time() - started  # one probe serves every control
     rows = [ctx.finding_row(task.host.name, c, "check", f, started, fingerprint, took) for c, f in findings]
-    release_facts(task)
-    ctx.record(task.host.name, rows)
+    finish_host(task, ctx, rows)
     return Result(host=task.host, result=rows)

@@ -17,10 +17,10 @@ from hardnir.engine import (
     RunContext,
     check_control,
     connection,
+    finish_host,
     fix_control,
     gather_facts,
     gather_facts_via_fallback,
-    release_facts,
     subtask_error,
 )
 
@@ -32,7 +32,7 @@ def remediate_host(task: Task, ctx: RunContext) -> Result:
         facts = task.run(task=gather_facts, controls=ctx.controls)[0].result
     except NornirSubTaskError as exc:
         rows = ctx.error_rows(host, ["check", "fix", "verify"], subtask_error(exc), started)
-        ctx.record(host, rows)
+        finish_host(task, ctx, rows)
         return Result(host=task.host, result=rows)
     fingerprint = connection(task).host_key_fingerprint
     findings: dict[str, Finding] = {}
@@ -81,8 +81,7 @@ def remediate_host(task: Task, ctx: RunContext) -> Result:
         verify_rows.append(ctx.finding_row(host, control, "verify", verdict, verify_started, fingerprint,
                                            verify_time))
     rows = check_rows + fix_rows + verify_rows
-    release_facts(task)
-    ctx.record(host, rows)
+    finish_host(task, ctx, rows)
     return Result(host=task.host, result=rows, changed=any(o.changed for o in outcomes.values()))
 
 

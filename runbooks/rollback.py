@@ -16,6 +16,7 @@ from hardnir.engine import (
     RunContext,
     check_control,
     connection,
+    finish_host,
     gather_facts,
     gather_login,
     rollback_control,
@@ -30,7 +31,7 @@ def rollback_host(task: Task, ctx: RunContext, target_run: str) -> Result:
         task.run(task=gather_login)
     except NornirSubTaskError as exc:
         rows = ctx.error_rows(host, ["rollback", "verify"], subtask_error(exc), started)
-        ctx.record(host, rows)
+        finish_host(task, ctx, rows)
         return Result(host=task.host, result=rows)
     fingerprint = connection(task).host_key_fingerprint
     rows = []
@@ -52,5 +53,5 @@ def rollback_host(task: Task, ctx: RunContext, target_run: str) -> Result:
     except NornirSubTaskError as exc:
         rows += ctx.error_rows(host, ["verify"], f"re-check failed: {subtask_error(exc)}", verify_started,
                                fingerprint=fingerprint)
-    ctx.record(host, rows)
+    finish_host(task, ctx, rows)
     return Result(host=task.host, result=rows)
