@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from hardnir import __version__
 from hardnir.control import select
 from hardnir.engine import RunContext, today
-from hardnir.inventory import as_list, digest, filter_hosts, host_groups, init_nornir, secrets_of
+from hardnir.inventory import as_list, digest, files_of, filter_hosts, host_groups, init_nornir, secrets_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,6 +119,9 @@ def execute(
     selected = select(controls, exclude, severity)
     nr = init_nornir(inventory_dir, workers)
     nr = filter_hosts(nr, as_list(hosts), as_list(groups))
+    from hardnir.hostdata import validate
+
+    validate(nr, files_of(inventory_dir))  # every parameter checked before any connection
     if processors:
         nr = nr.with_processors(list(processors))
     host_names = list(nr.inventory.hosts)
@@ -279,9 +282,11 @@ def gather(inventory: str | Path, *, hosts: str | Iterable[str] | None = None,
     from nornir.core.task import Result, Task
 
     from hardnir.engine import gather_facts, subtask_error
+    from hardnir.hostdata import validate
 
     selected = select(controls)
     nr = filter_hosts(init_nornir(Path(inventory)), as_list(hosts), None)
+    validate(nr, files_of(Path(inventory)))
     found: dict[str, Any] = {}
 
     def collect(task: Task) -> Result:

@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Any, Protocol, cast
 
 from hardnir.facts import Facts
-from hardnir.filesafe import Shape, vet_files
+from hardnir.filesafe import Shape, UnsafeValue, vet_files
 from hardnir.params import Param, ParamError, Problem, resolve
 from hardnir.schema import SEVERITIES, Severity
 
@@ -185,7 +185,10 @@ class Control:
     def plan_fix(self, facts: Facts, params: Mapping[str, Any]) -> Plan:
         """The module's plan, refused (blocked) when a planned file does not re-parse as its declared shape."""
         fn = cast(Callable[[Facts, Mapping[str, Any]], Plan], self.module.plan_fix)
-        plan = fn(facts, params)
+        try:
+            plan = fn(facts, params)
+        except UnsafeValue as exc:
+            return Plan(blocked=f"refused: {exc}")
         files = [(s.path, s.content) for s in plan.steps if isinstance(s, WriteFile)]
         refusal = vet_files(files, getattr(self.module, "SHAPES", {}))
         return dataclasses.replace(plan, steps=(), post=(), blocked=refusal) if refusal else plan
