@@ -100,6 +100,7 @@ def execute(
     groups: str | Iterable[str] | None = None,
     workers: int | None = None,
     waivers: str | Path | None = None,
+    strict_waivers: bool = False,
     out: str | Path | None = None,
     dry_run: bool = False,
     allow_lockout: bool = False,
@@ -112,26 +113,33 @@ def execute(
     """Run one runbook end to end. Raises ValueError subclasses (one-line messages) on bad input.
 
     `processors` are Nornir processors attached to the run (e.g. to log or observe every task).
+    Everything that can be checked without a host is checked before the first connection: parameters,
+    waivers, the run directory (`strict_waivers`: a waiver naming an unknown host or group is an error).
     """
+    from hardnir.hostdata import validate
     from hardnir.results import write_run
+    from hardnir.runprep import RUN_LOG, paramiko_to, prepare_run_dir, unknown_scopes
 
     inventory_dir = Path(inventory)
     selected = select(controls, exclude, severity)
-    nr = init_nornir(inventory_dir, workers)
-    nr = filter_hosts(nr, as_list(hosts), as_list(groups))
-    from hardnir.hostdata import validate
-
+    full = init_nornir(inventory_dir, workers)
+    nr = filter_hosts(full, as_list(hosts), as_list(groups))
     validate(nr, files_of(inventory_dir))  # every parameter checked before any connection
     if processors:
         nr = nr.with_processors(list(processors))
     host_names = list(nr.inventory.hosts)
     groups_of = host_groups(nr)
     loaded_waivers: list[Waiver] = []
+    notes: list[str] = []
     if waivers:
         from hardnir.control import catalogue
-        from hardnir.waivers import load_waivers
+        from hardnir.waivers import WaiverError, load_waivers
 
         loaded_waivers = load_waivers(Path(waivers), list(catalogue()))
+        unknown = unknown_scopes(loaded_waivers, full.inventory.hosts, full.inventory.groups)
+        if unknown and strict_waivers:
+            raise WaiverError(f"{waivers}: {unknown[0]} (--strict-waivers)")
+        notes += [f"warning: {waivers}: {line}" for line in unknown]
     rollback_of = ""
     if runbook == "rollback":
         if target_run is None:
@@ -146,6 +154,7 @@ def execute(
         if isinstance(recorded, Mapping) and not controls:
             selected = [c for c in selected if c.id in recorded]
     run_id = new_run_id(runbook)
+    run_dir = prepare_run_dir(Path(out) if out else Path("runs") / run_id)
     started = datetime.now(UTC)
     ticker = progress(len(host_names)) if progress else None
     ctx = RunContext(
@@ -157,23 +166,23 @@ def execute(
         waived=_waiver_lookup(loaded_waivers, groups_of),
         on_host_done=(lambda host, rows: ticker.update(host, rows)) if ticker else (lambda host, rows: None),
     )
-    notes: list[str] = []
     waves: list[list[str]] = [host_names]
     t0 = time.monotonic()
     try:
-        if runbook == "audit":
-            from runbooks.audit import audit_host
+        with paramiko_to(run_dir / RUN_LOG):
+            if runbook == "audit":
+                from runbooks.audit import audit_host
 
-            nr.run(task=audit_host, ctx=ctx)
-        elif runbook == "remediate":
-            waves = _plan_waves(host_names, wave_size)
-            notes += _run_waves(nr, ctx, waves, max_fail_percent)
-        elif runbook == "rollback":
-            from runbooks.rollback import rollback_host
+                nr.run(task=audit_host, ctx=ctx)
+            elif runbook == "remediate":
+                waves = _plan_waves(host_names, wave_size)
+                notes += _run_waves(nr, ctx, waves, max_fail_percent)
+            elif runbook == "rollback":
+                from runbooks.rollback import rollback_host
 
-            nr.run(task=rollback_host, ctx=ctx, target_run=rollback_of)
-        else:
-            raise ValueError(f"unknown runbook {runbook!r}")
+                nr.run(task=rollback_host, ctx=ctx, target_run=rollback_of)
+            else:
+                raise ValueError(f"unknown runbook {runbook!r}")
     finally:
         nr.close_connections(on_good=True, on_failed=True)
         if ticker:
@@ -221,7 +230,6 @@ def execute(
         "waves": waves,
         "exit_code": code,
     }
-    run_dir = Path(out) if out else Path("runs") / run_id
     write_run(run_dir, rows, meta, secrets=secrets_of(nr))
     return RunOutcome(rows, meta, run_dir, code, notes)
 
@@ -277,7 +285,18 @@ def rollback(inventory: str | Path, run: str | Path, **options: Any) -> pd.DataF
 def gather(inventory: str | Path, *, hosts: str | Iterable[str] | None = None,
            controls: str | Iterable[str] | None = None) -> str:
     """The raw probe items of each host as YAML (`{host: {item: {rc, text}}}`), e.g. to record test fixtures."""
+    return dump_facts(collect_facts(inventory, hosts=hosts, controls=controls))
+
+
+def dump_facts(found: Mapping[str, Any]) -> str:
     import yaml
+
+    return str(yaml.safe_dump(dict(found), sort_keys=True, allow_unicode=True, width=1000))
+
+
+def collect_facts(inventory: str | Path, *, hosts: str | Iterable[str] | None = None,
+                  controls: str | Iterable[str] | None = None) -> dict[str, Any]:
+    """`{host: {item: {rc, text}}}`, or `{host: {"error": why}}` for a host that could not be read."""
     from nornir.core.exceptions import NornirSubTaskError
     from nornir.core.task import Result, Task
 
@@ -301,4 +320,4 @@ def gather(inventory: str | Path, *, hosts: str | Iterable[str] | None = None,
         nr.run(task=collect)
     finally:
         nr.close_connections(on_good=True, on_failed=True)
-    return yaml.safe_dump(found, sort_keys=True, allow_unicode=True, width=1000)
+    return found

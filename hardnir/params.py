@@ -357,7 +357,7 @@ ETCD_TLS = Param("etcd_tls", "section", None, "where the etcd CA, server and cli
 ))
 ETCD_CLUSTER = Param("etcd_cluster", "name", None, "name of the etcd cluster: its members are restarted one at a time")
 DEADMAN_SECONDS = Param("hardnir_deadman_seconds", "int", 120, "seconds before the dead-man timer rolls back a "
-                        "network change unless a fresh login works", minimum=30, maximum=3600)
+                        "network change unless a fresh login works", minimum=5, maximum=3600)
 SHARED: dict[str, Param] = {p.name: p for p in (ETCD_TLS, ETCD_CLUSTER, DEADMAN_SECONDS)}
 
 

@@ -95,7 +95,7 @@ def test_runtime_params_use_the_deep_merge(tmp_path: Path) -> None:
      ["groups.yaml: group 'prod'", "host_key_policy", "strict or accept-new", "did you mean 'strict'"]),
     ({"prod": {"data": {"etcd_tls": {"ca_file": "relative/ca.pem"}}}},
      ["etcd_tls.ca_file", "absolute, normalised path"]),
-    ({"prod": {"data": {"hardnir_deadman_seconds": 5}}}, ["hardnir_deadman_seconds", "from 30 to 3600"]),
+    ({"prod": {"data": {"hardnir_deadman_seconds": 2}}}, ["hardnir_deadman_seconds", "from 5 to 3600"]),
     ({"prod": {"data": {"fleet_etcd_tls": {"etcd_servers": "http://10.0.0.1:2379"}}}}, ["must start with https://"]),
     ({"prod": {"data": {"hardnir_fallback": {"username": "ops", "prot": 22}}}}, ["did you mean 'port'"]),
 ])
