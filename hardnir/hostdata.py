@@ -110,9 +110,10 @@ def deep_merge(stack: Sequence[tuple[Origin, Mapping[str, Any]]]) -> tuple[dict[
             for k, v in value.items():
                 put(target[key], str(k), v, (*path, str(k)), origin)
             return
+        if isinstance(target.get(key), dict):  # a mapping replaced wholesale: forget its leaves' origins
+            for known in [p for p in origins if p[:len(path)] == path]:
+                del origins[known]
         target[key] = _copy(value)
-        for known in [p for p in origins if p[:len(path)] == path]:
-            del origins[known]
         origins[path] = origin
         if isinstance(value, Mapping):
             for sub in _leaves(value, path):
@@ -195,8 +196,8 @@ def check_inventory(nr: Any, files: Mapping[str, str] | None = None) -> list[str
 
     for origin, obj in objects:  # each layer once: typos at the top level, connection extras, fallback
         for key in obj.data or {}:
-            hint = did_you_mean(str(key), known_top)
-            if key not in known_top and hint:
+            hint = "" if key in known_top else did_you_mean(str(key), known_top)
+            if hint:
                 add(f"{_where(origin, files)}: data key {key!r} is not a hardnir parameter{hint}")
         layer_problems = check_section(EXTRAS, _extras_of(obj), EXTRAS_PATH, fill_defaults=False)[1]
         fallback = (obj.data or {}).get(FALLBACK_KEY)

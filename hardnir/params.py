@@ -233,10 +233,8 @@ def _listen_list(value: Any, param: Param, address: str) -> list[str]:
     for item in items:
         text = _text(item)
         _no_other_braces(text)
-        parse_listen(text.replace(PLACEHOLDER, SAMPLE_ADDRESS))
         filled = _fill(text, address, is_ip)
-        if PLACEHOLDER not in filled:
-            parse_listen(filled)
+        parse_listen(filled.replace(PLACEHOLDER, SAMPLE_ADDRESS))  # unfilled: the template's shape is checked
         out.append(filled)
     return out
 
@@ -260,16 +258,13 @@ def parse_url(url: str, schemes: Sequence[str]) -> str:
 def _url_list(value: Any, param: Param, address: str) -> str:
     text = _text(value)
     _no_other_braces(text)
-    urls = [u.strip() for u in text.split(",")]
+    filled = _fill(text, address, is_host)
+    urls = [u.strip() for u in filled.split(",")]
     if not all(urls):
         raise _Bad(f"{_show(text)} is not a comma-separated list of URLs")
-    for url in urls:
+    for url in urls:  # unfilled: the template's shape is checked
         parse_url(url.replace(PLACEHOLDER, SAMPLE_ADDRESS), param.choices or ("https",))
-    filled = _fill(text, address, is_host)
-    if PLACEHOLDER not in filled:
-        for url in filled.split(","):
-            parse_url(url.strip(), param.choices or ("https",))
-    return ",".join(u.strip() for u in filled.split(","))
+    return ",".join(urls)
 
 
 Parser = Callable[[Any, Param], Any]
