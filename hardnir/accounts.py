@@ -8,7 +8,6 @@ judged from `id -nG` and the fixes act where it takes effect (sudoers, socket ow
 
 from __future__ import annotations
 
-import re
 import shlex
 
 from hardnir.control import Exec
@@ -64,6 +63,3 @@ def remove_from_etc_group(facts: Facts, user: str, group: str) -> list[Exec]:
 
 def read_only_sources(facts: Facts, user: str, group: str) -> list[str]:
     return [p for p in listed_in(facts, user, group) if p != ETC_GROUP]
-
-
-SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_-]*$")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from hardnir import __version__
 from hardnir.control import select
 from hardnir.engine import RunContext, today
-from hardnir.inventory import as_list, digest, filter_hosts, host_groups, init_nornir, secrets_of
+from hardnir.inventory import as_list, digest, files_of, filter_hosts, host_groups, init_nornir, secrets_of
 from hardnir.waves import WaveRecord, plan_waves, ran_wave, skipped_wave, wave_note
 
 if TYPE_CHECKING:
@@ -102,6 +102,7 @@ def execute(
     groups: str | Iterable[str] | None = None,
     workers: int | None = None,
     waivers: str | Path | None = None,
+    strict_waivers: bool = False,
     out: str | Path | None = None,
     dry_run: bool = False,
     allow_lockout: bool = False,
@@ -114,25 +115,35 @@ def execute(
     """Run one runbook end to end. Raises ValueError subclasses (one-line messages) on bad input.
 
     `processors` are Nornir processors attached to the run (e.g. to log or observe every task).
+    Everything that can be checked without a host is checked before the first connection: parameters,
+    waivers, the run directory (`strict_waivers`: a waiver naming an unknown host or group is an error).
     """
     from hardnir.control import control_record
+    from hardnir.hostdata import validate
+    from hardnir.runprep import RUN_LOG, paramiko_to, prepare_run_dir, unknown_scopes
     from hardnir.store import write_run
     from hardnir.waivers import apply_waivers
 
     inventory_dir = Path(inventory)
     selected = select(controls, exclude, severity)
-    nr = init_nornir(inventory_dir, workers)
-    nr = filter_hosts(nr, as_list(hosts), as_list(groups))
+    full = init_nornir(inventory_dir, workers)
+    nr = filter_hosts(full, as_list(hosts), as_list(groups))
+    validate(nr, files_of(inventory_dir))  # every parameter checked before any connection
     if processors:
         nr = nr.with_processors(list(processors))
     host_names = list(nr.inventory.hosts)
     groups_of = host_groups(nr)
     loaded_waivers: list[Waiver] = []
+    notes: list[str] = []
     if waivers:
         from hardnir.control import catalogue
-        from hardnir.waivers import load_waivers
+        from hardnir.waivers import WaiverError, load_waivers
 
         loaded_waivers = load_waivers(Path(waivers), list(catalogue()))
+        unknown = unknown_scopes(loaded_waivers, full.inventory.hosts, full.inventory.groups)
+        if unknown and strict_waivers:
+            raise WaiverError(f"{waivers}: {unknown[0]} (--strict-waivers)")
+        notes += [f"warning: {waivers}: {line}" for line in unknown]
     rollback_of = ""
     if runbook == "rollback":
         if target_run is None:
@@ -147,6 +158,7 @@ def execute(
         if isinstance(recorded, Mapping) and not controls:
             selected = [c for c in selected if c.id in recorded]
     run_id = new_run_id(runbook)
+    run_dir = prepare_run_dir(Path(out) if out else Path("runs") / run_id)
     started = datetime.now(UTC)
     ticker = progress(len(host_names)) if progress else None
     ctx = RunContext(
@@ -158,24 +170,24 @@ def execute(
         waived=_waiver_lookup(loaded_waivers, groups_of),
         on_host_done=(lambda host, rows: ticker.update(host, rows)) if ticker else (lambda host, rows: None),
     )
-    notes: list[str] = []
     waves: list[WaveRecord] = []
     t0 = time.monotonic()
     try:
-        if runbook == "audit":
-            from runbooks.audit import audit_host
+        with paramiko_to(run_dir / RUN_LOG):
+            if runbook == "audit":
+                from runbooks.audit import audit_host
 
-            nr.run(task=audit_host, ctx=ctx)
-        elif runbook == "remediate":
-            waves = _run_waves(nr, ctx, plan_waves(host_names, wave_size), max_fail_percent)
-            notes += [wave_note(w) for w in waves if w["ran"]]
-            notes += list(dict.fromkeys(w["stop_reason"] for w in waves if w["stop_reason"]))
-        elif runbook == "rollback":
-            from runbooks.rollback import rollback_host
+                nr.run(task=audit_host, ctx=ctx)
+            elif runbook == "remediate":
+                waves = _run_waves(nr, ctx, plan_waves(host_names, wave_size), max_fail_percent)
+                notes += [wave_note(w) for w in waves if w["ran"]]
+                notes += list(dict.fromkeys(w["stop_reason"] for w in waves if w["stop_reason"]))
+            elif runbook == "rollback":
+                from runbooks.rollback import rollback_host
 
-            nr.run(task=rollback_host, ctx=ctx, target_run=rollback_of)
-        else:
-            raise ValueError(f"unknown runbook {runbook!r}")
+                nr.run(task=rollback_host, ctx=ctx, target_run=rollback_of)
+            else:
+                raise ValueError(f"unknown runbook {runbook!r}")
     finally:
         nr.close_connections(on_good=True, on_failed=True)
         if ticker:
@@ -220,7 +232,6 @@ def execute(
         "waves": waves,
         "exit_code": code,
     }
-    run_dir = Path(out) if out else Path("runs") / run_id
     written = write_run(run_dir, rows, meta, secrets=secrets_of(nr),
                         controls=[control_record(c.meta) for c in selected])
     return RunOutcome(rows, meta, run_dir, code, notes, written)
@@ -273,14 +284,27 @@ def rollback(inventory: str | Path, run: str | Path, **options: Any) -> pd.DataF
 def gather(inventory: str | Path, *, hosts: str | Iterable[str] | None = None,
            controls: str | Iterable[str] | None = None) -> str:
     """The raw probe items of each host as YAML (`{host: {item: {rc, text}}}`), e.g. to record test fixtures."""
+    return dump_facts(collect_facts(inventory, hosts=hosts, controls=controls))
+
+
+def dump_facts(found: Mapping[str, Any]) -> str:
     import yaml
+
+    return str(yaml.safe_dump(dict(found), sort_keys=True, allow_unicode=True, width=1000))
+
+
+def collect_facts(inventory: str | Path, *, hosts: str | Iterable[str] | None = None,
+                  controls: str | Iterable[str] | None = None) -> dict[str, Any]:
+    """`{host: {item: {rc, text}}}`, or `{host: {"error": why}}` for a host that could not be read."""
     from nornir.core.exceptions import NornirSubTaskError
     from nornir.core.task import Result, Task
 
     from hardnir.engine import gather_facts, subtask_error
+    from hardnir.hostdata import validate
 
     selected = select(controls)
     nr = filter_hosts(init_nornir(Path(inventory)), as_list(hosts), None)
+    validate(nr, files_of(Path(inventory)))
     found: dict[str, Any] = {}
 
     def collect(task: Task) -> Result:
@@ -295,4 +319,4 @@ def gather(inventory: str | Path, *, hosts: str | Iterable[str] | None = None,
         nr.run(task=collect)
     finally:
         nr.close_connections(on_good=True, on_failed=True)
-    return yaml.safe_dump(found, sort_keys=True, allow_unicode=True, width=1000)
+    return found

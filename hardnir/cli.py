@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from hardnir.cliopts import WORKERS_MAX, bounded, names
 from hardnir.reporters.commands import add_report_command_options, add_run_output_options, after_run, report_command
 
 EXIT_USAGE = 2
@@ -23,15 +24,17 @@ EPILOG = ("exit codes: 0 compliant, 1 non-compliant, 2 usage/inventory error, 3 
 def _selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--inventory", required=True, metavar="INVENTORY_DIR",
                    help="Nornir SimpleInventory folder (hosts.yaml, groups.yaml, defaults.yaml)")
-    p.add_argument("--controls", metavar="IDS", help="comma-separated control ids (default: all)")
-    p.add_argument("--exclude", metavar="IDS", help="comma-separated control ids to leave out")
-    p.add_argument("--severity", metavar="LEVELS",
+    p.add_argument("--controls", type=names, metavar="IDS", help="comma-separated control ids (default: all)")
+    p.add_argument("--exclude", type=names, metavar="IDS", help="comma-separated control ids to leave out")
+    p.add_argument("--severity", type=names, metavar="LEVELS",
                    help="minimum severity: low, medium, high or critical (lowest of a list wins)")
-    p.add_argument("--hosts", metavar="NAMES", help="comma-separated inventory host names")
-    p.add_argument("--groups", metavar="NAMES", help="comma-separated inventory group names")
-    p.add_argument("--workers", type=int, metavar="N", help="parallel hosts (default 50)")
+    p.add_argument("--hosts", type=names, metavar="NAMES", help="comma-separated inventory host names")
+    p.add_argument("--groups", type=names, metavar="NAMES", help="comma-separated inventory group names")
+    p.add_argument("--workers", type=bounded(int, 1, WORKERS_MAX), metavar="N", help="parallel hosts (default 50)")
     p.add_argument("--waivers", metavar="FILE", help="YAML waiver file (see README)")
-    p.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/<run id>)")
+    p.add_argument("--strict-waivers", action="store_true",
+                   help="a waiver naming a host or group not in the inventory is an error (default: a warning)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory, new or empty (default runs/<run id>)")
     add_run_output_options(p)
 
 
@@ -55,18 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="change nothing; print every planned change")
     p.add_argument("--allow-lockout", action="store_true",
                    help="apply fixes that can cut off this tool's own SSH or sudo (sshd-socket, core-wheel)")
-    p.add_argument("--wave-size", type=int, metavar="N", help="remediate N hosts at a time (first wave = canary)")
-    p.add_argument("--max-fail-percent", type=float, metavar="P",
+    p.add_argument("--wave-size", type=bounded(int, 1), metavar="N",
+                   help="remediate N hosts at a time (first wave = canary)")
+    p.add_argument("--max-fail-percent", type=bounded(float, 0, 100), metavar="P",
                    help="stop before the next wave once more than P%% of a wave's hosts failed")
 
     p = sub.add_parser("rollback", help="undo a remediation run", epilog=EPILOG,
                        description="Undo what a remediation run changed, from the pre-state it recorded.")
     p.add_argument("-i", "--inventory", required=True, metavar="INVENTORY_DIR", help="inventory folder")
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="the remediation run directory to undo")
-    p.add_argument("--hosts", metavar="NAMES", help="only these hosts")
-    p.add_argument("--controls", metavar="IDS", help="only these controls")
-    p.add_argument("--workers", type=int, metavar="N", help="parallel hosts (default 50)")
-    p.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/<run id>)")
+    p.add_argument("--hosts", type=names, metavar="NAMES", help="only these hosts")
+    p.add_argument("--controls", type=names, metavar="IDS", help="only these controls")
+    p.add_argument("--workers", type=bounded(int, 1, WORKERS_MAX), metavar="N", help="parallel hosts (default 50)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory, new or empty (default runs/<run id>)")
     add_run_output_options(p)
 
     p = sub.add_parser("report", help="a run as table, junit, sarif, json or html; several runs: what changed",
@@ -78,11 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("facts", help="print the raw facts the probe gathers from hosts (YAML), for debugging",
                        description="Run the probe for the selected controls and print every fact as YAML.")
     p.add_argument("-i", "--inventory", required=True, metavar="INVENTORY_DIR", help="inventory folder")
-    p.add_argument("--hosts", metavar="NAMES", help="comma-separated inventory host names")
-    p.add_argument("--controls", metavar="IDS", help="comma-separated control ids (default: all)")
+    p.add_argument("--hosts", type=names, metavar="NAMES", help="comma-separated inventory host names")
+    p.add_argument("--controls", type=names, metavar="IDS", help="comma-separated control ids (default: all)")
 
-    sub.add_parser("controls", help="list the controls (id, severity, guide section, title)",
-                   description="List every control of the catalogue.")
+    p = sub.add_parser("params", help="effective parameters per host and control, and where each came from",
+                       description="Print every host's effective control parameters and connection settings, "
+                       "each with its origin (default, defaults.yaml, group, host), as YAML or JSON. Secrets "
+                       "are shown as ***. Nothing connects.")
+    p.add_argument("-i", "--inventory", required=True, metavar="INVENTORY_DIR", help="inventory folder")
+    p.add_argument("--hosts", type=names, metavar="NAMES", help="comma-separated inventory host names")
+    p.add_argument("--controls", type=names, metavar="IDS", help="comma-separated control ids (default: all)")
+    p.add_argument("--json", action="store_true", help="JSON instead of YAML")
+
+    p = sub.add_parser("controls", help="list the controls (id, severity, guide section, title)",
+                       description="List every control of the catalogue.")
+    p.add_argument("--params", action="store_true", help="also list each control's parameters")
 
     from hardnir.setup_cli import add_parsers
 
@@ -95,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["lab"]:  # the lab has its own parser (and its own --help)
+        from hardnir.lab.cli import main as lab_main
+
+        return lab_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
@@ -124,16 +143,21 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return lab_main(list(args.lab_args))
     if args.command == "controls":
-        from hardnir.control import catalogue
+        from hardnir.paramview import controls_table
 
-        for c in catalogue().values():
-            print(f"{c.id:<20} {c.meta.severity:<9} {c.meta.section:<45} {c.meta.title}")
+        print(controls_table(with_params=args.params), end="")
+        return 0
+    if args.command == "params":
+        from hardnir.paramview import show
+
+        print(show(args.inventory, hosts=args.hosts, controls=args.controls, as_json=args.json), end="")
         return 0
     if args.command == "facts":
-        from hardnir.api import gather
+        from hardnir.api import EXIT_UNREACHABLE, collect_facts, dump_facts
 
-        print(gather(args.inventory, hosts=args.hosts, controls=args.controls), end="")
-        return 0
+        found = collect_facts(args.inventory, hosts=args.hosts, controls=args.controls)
+        print(dump_facts(found), end="")
+        return EXIT_UNREACHABLE if any("error" in items for items in found.values()) else 0
     if args.command == "report":
         return report_command(args)
     if args.command in ("init", "keys", "doctor"):
@@ -155,7 +179,8 @@ def _run(args: argparse.Namespace) -> int:
         "progress": None if args.quiet else factory(args.command),
     }
     if args.command in ("audit", "remediate"):
-        options.update(exclude=args.exclude, severity=args.severity, groups=args.groups, waivers=args.waivers)
+        options.update(exclude=args.exclude, severity=args.severity, groups=args.groups, waivers=args.waivers,
+                       strict_waivers=args.strict_waivers)
     if args.command == "remediate":
         options.update(dry_run=args.dry_run, allow_lockout=args.allow_lockout, wave_size=args.wave_size,
                        max_fail_percent=args.max_fail_percent)

@@ -1,23 +1,28 @@
 """The control model: metadata, findings, fix plans and the catalogue of controls in `tasks/`.
 
-A control is one module in `tasks/` with declared data at the top (`META`, `DEFAULTS`) and three pure functions:
+A control is one module in `tasks/` with declared data at the top (`META`; `PARAMS`, its parameters; `SHARED`, the
+shared parameters it reads; `SHAPES`, the shape of every file it writes) and three pure functions:
 `probe_items(params)` (what facts it needs), `check(facts, params) -> Finding`, and
-`plan_fix(facts, params) -> Plan`. A Plan lists exact file writes, links, removals and commands; the generic
-applier (`hardnir.fixes`) turns it into one atomic script with backups, and into the rollback script.
+`plan_fix(facts, params) -> Plan`. `params` is always complete and validated (`hardnir.params`). A Plan lists
+exact file writes, links, removals and commands; every planned file is re-parsed against the control's declared
+shapes before anyone sees the plan (`hardnir.filesafe`); the generic applier (`hardnir.fixes`) turns it into one
+atomic script with backups, and into the rollback script.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import pkgutil
-import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol, cast
 
 from hardnir.facts import Facts
+from hardnir.filesafe import Shape, UnsafeValue, vet_files
+from hardnir.params import Param, ParamError, Problem, resolve
 from hardnir.schema import SEVERITIES, Severity
 
 
@@ -138,7 +143,9 @@ def control_record(meta: ControlMeta) -> dict[str, object]:
 
 class ControlModule(Protocol):
     META: ControlMeta
-    DEFAULTS: Mapping[str, Any]
+    PARAMS: tuple[Param, ...]
+    SHARED: tuple[str, ...]
+    SHAPES: Mapping[str, Shape]
 
     def probe_items(self, params: Mapping[str, Any]) -> list[tuple[str, str]]: ...
 
@@ -150,8 +157,19 @@ class ControlModule(Protocol):
 @dataclass(frozen=True)
 class Control:
     meta: ControlMeta
-    defaults: Mapping[str, Any]
     module: ModuleType
+
+    @property
+    def fields(self) -> tuple[Param, ...]:
+        return tuple(getattr(self.module, "PARAMS", ()))
+
+    @property
+    def shared(self) -> tuple[str, ...]:
+        return tuple(getattr(self.module, "SHARED", ()))
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.fields if p.default is not None}
 
     @property
     def id(self) -> str:
@@ -161,17 +179,16 @@ class Control:
     def param_key(self) -> str:
         return self.meta.id.replace("-", "_")
 
+    def resolve(self, host_data: Mapping[str, Any], address: str) -> tuple[dict[str, Any], list[Problem]]:
+        """Validated parameters from a host's merged data (`hardnir.hostdata`), and every problem found."""
+        return resolve(self.param_key, self.fields, self.shared, host_data, address)
+
     def params(self, host_data: Mapping[str, Any], address: str) -> dict[str, Any]:
-        """Module defaults, overridden by the host's inventory data under the control's key (`sshd_socket`)."""
-        merged = dict(self.defaults)
-        override = host_data.get(self.param_key)
-        if isinstance(override, Mapping):
-            merged.update(override)
-        for shared in ("etcd_tls", "etcd_cluster", "hardnir_deadman_seconds"):
-            if shared in host_data and shared not in merged:
-                merged[shared] = host_data[shared]
-        merged["address"] = address
-        return merged
+        """Validated parameters, or ParamError naming the first bad key."""
+        params, problems = self.resolve(host_data, address)
+        if problems:
+            raise ParamError(f"{self.id}: {problems[0]}")
+        return params
 
     def probe_items(self, params: Mapping[str, Any]) -> list[tuple[str, str]]:
         fn = cast(Callable[[Mapping[str, Any]], list[tuple[str, str]]], self.module.probe_items)
@@ -182,8 +199,15 @@ class Control:
         return fn(facts, params)
 
     def plan_fix(self, facts: Facts, params: Mapping[str, Any]) -> Plan:
+        """The module's plan, refused (blocked) when a planned file does not re-parse as its declared shape."""
         fn = cast(Callable[[Facts, Mapping[str, Any]], Plan], self.module.plan_fix)
-        return fn(facts, params)
+        try:
+            plan = fn(facts, params)
+        except UnsafeValue as exc:
+            return Plan(blocked=f"refused: {exc}")
+        files = [(s.path, s.content) for s in plan.steps if isinstance(s, WriteFile)]
+        refusal = vet_files(files, getattr(self.module, "SHAPES", {}))
+        return dataclasses.replace(plan, steps=(), post=(), blocked=refusal) if refusal else plan
 
     def serial_key(self, facts: Facts, params: Mapping[str, Any]) -> str:
         """For `serial` controls: hosts with the same key are fixed one at a time (an optional module hook)."""
@@ -207,7 +231,7 @@ def catalogue() -> dict[str, Control]:
             if isinstance(meta, ControlMeta):
                 if meta.severity not in SEVERITIES:
                     raise ControlError(f"{meta.id}: bad severity {meta.severity}")
-                found.append(Control(meta, dict(getattr(module, "DEFAULTS", {})), module))
+                found.append(Control(meta, module))
         found.sort(key=lambda c: (c.meta.order, c.meta.id))
         _CATALOGUE = {c.id: c for c in found}
     return _CATALOGUE
@@ -243,16 +267,6 @@ def select(
     if not chosen:
         raise ControlError("the selection matches no control")
     return chosen
-
-
-def render(template: str, params: Mapping[str, Any]) -> str:
-    """Fill `{address}` and similar placeholders from params (unknown placeholders are left as they are)."""
-
-    class _Keep(dict[str, Any]):
-        def __missing__(self, key: str) -> str:
-            return "{" + key + "}"
-
-    return string.Formatter().vformat(template, (), _Keep(params))
 
 
 def write_if_changed(

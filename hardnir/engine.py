@@ -110,8 +110,9 @@ def connection(task: Task) -> HardnirConnection:
 
 
 def params_for(task: Task, control: Control) -> dict[str, Any]:
-    data = dict(task.host.items())
-    return control.params(data, str(task.host.hostname or ""))
+    from hardnir.hostdata import control_params
+
+    return control_params(task.host, control)
 
 
 def gather_facts(task: Task, controls: Sequence[Control], timeout: float | None = None) -> Result:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from hardnir.facts import Facts, is_loopback_host, split_urls, url_host
+from hardnir.filesafe import environment_line
+from hardnir.params import PLACEHOLDER
 
 ETCD_UNITS = ("etcd2.service", "etcd-member.service", "etcd.service")
 TLS_KEYS = ("ca_file", "cert_file", "key_file")
@@ -158,8 +160,16 @@ def client_tls_problems(urls: str, ca: str, cert: str, key: str, who: str) -> li
     return problems
 
 
-def env_lines(values: Mapping[str, str]) -> str:
-    return "".join(f'Environment="{k}={v}"\n' for k, v in values.items())
+def env_dropin(values: Mapping[str, str]) -> str:
+    """A `[Service]` drop-in of `Environment=` lines, each value escaped for systemd."""
+    return "[Service]\n" + "".join(environment_line(k, v) for k, v in values.items())
+
+
+def unresolved(urls: str, name: str) -> str:
+    """A blocked-plan reason when `{address}` could not be filled (the hostname is no address or DNS name)."""
+    if PLACEHOLDER not in urls:
+        return ""
+    return f"{name} {urls} needs {PLACEHOLDER}, but the inventory hostname is not an address or DNS name"
 
 
 def dropin_name(facts: Facts, unit: str, base: str) -> str:

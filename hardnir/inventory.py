@@ -107,6 +107,11 @@ def _resolve(name: str, key: str, hosts: Mapping[str, Any], groups: Mapping[str,
     return defaults.get(key)
 
 
+def files_of(inventory_dir: Path) -> dict[str, str]:
+    """The inventory's file names -> the paths error messages name."""
+    return {name: str(inventory_dir / name) for name in ("hosts.yaml", "groups.yaml", "defaults.yaml")}
+
+
 def digest(inventory_dir: Path) -> str:
     """A digest of the inventory files (recorded in run.json so a run names the inventory it saw)."""
     h = hashlib.sha256()

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import select
 import shlex
@@ -26,6 +27,10 @@ import paramiko
 
 from hardnir.known_hosts import KnownHosts
 
+# paramiko's own records never reach the terminal; a run routes them to its run.log (hardnir.runprep)
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
+
 CONNECTION_NAME = "hardnir"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -33,6 +38,7 @@ DEFAULT_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 DEFAULT_COMMAND_TIMEOUT = 120.0
 KILL_GRACE_S = 3
 TRANSIENT_RETRIES = 3
+CONNECT_GRACE_S = 0.5
 
 
 class SSHError(Exception):
@@ -170,6 +176,10 @@ def _describe_os_error(exc: OSError, target: str, timeout: float) -> str:
     return f"{target}: unreachable ({reason})"
 
 
+class _Curable(SSHError):
+    """A failure that a retry can cure: refused or reset while sshd restarts, or closed before its banner."""
+
+
 def open_transport(
     target: Endpoint,
     verifier: HostKeyVerifier,
@@ -177,17 +187,22 @@ def open_transport(
     timeout: float = DEFAULT_CONNECT_TIMEOUT,
     via: paramiko.Transport | None = None,
 ) -> paramiko.Transport:
-    """Connect, check the host key, authenticate. Transient handshake errors are retried with backoff."""
+    """Connect, check the host key, authenticate: the whole phase, retries included, within `timeout` seconds
+    (plus a grace of CONNECT_GRACE_S for a stage to notice its end).
+
+    Only failures a retry can cure are retried, with backoff while time remains: connection refused or reset,
+    or the server closing before its banner (sshd restarting). A timeout, a missing banner, a host-key problem or
+    a refused login is final.
+    """
     name = known_hosts_name(target.hostname, target.port)
+    deadline = time.monotonic() + timeout
     delay = 0.3
     for attempt in range(1, TRANSIENT_RETRIES + 1):
         try:
-            return _open_once(target, verifier, name, timeout, via)
-        except (paramiko.SSHException, EOFError, ConnectionResetError) as exc:
-            if isinstance(exc, paramiko.AuthenticationException | paramiko.BadHostKeyException):
-                raise SSHError(f"{name}: authentication failed for user {target.username}") from None
-            if attempt == TRANSIENT_RETRIES:
-                raise SSHError(f"{name}: SSH handshake failed after {attempt} tries ({exc})") from None
+            return _open_once(target, verifier, name, deadline, timeout, via)
+        except _Curable as exc:
+            if attempt == TRANSIENT_RETRIES or deadline - time.monotonic() <= delay:
+                raise SSHError(f"{exc} (tried {attempt} time(s) within {timeout:g} s)") from None
             time.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")
@@ -197,39 +212,80 @@ def _open_once(
     target: Endpoint,
     verifier: HostKeyVerifier,
     name: str,
+    deadline: float,
     timeout: float,
     via: paramiko.Transport | None,
 ) -> paramiko.Transport:
+    remaining = max(0.1, deadline - time.monotonic())
     sock: Any
     if via is not None:
         try:
-            sock = via.open_channel(
-                "direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0), timeout=timeout
-            )
+            sock = via.open_channel("direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0),
+                                    timeout=remaining)
         except paramiko.ChannelException as exc:
             raise SSHError(f"{name}: jump host could not reach it ({exc})") from None
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise SSHError(f"{name}: jump host connection failed ({exc.__class__.__name__})") from None
     else:
         try:
-            sock = _tcp_socket(target.hostname, target.port, timeout)
+            sock = _tcp_socket(target.hostname, target.port, remaining)
+        except (ConnectionRefusedError, ConnectionResetError) as exc:
+            raise _Curable(_describe_os_error(exc, name, timeout)) from None
         except OSError as exc:
             raise SSHError(_describe_os_error(exc, name, timeout)) from None
     transport = paramiko.Transport(sock)
-    transport.banner_timeout = timeout
-    transport.handshake_timeout = timeout
-    transport.auth_timeout = timeout
+    remaining = max(0.1, deadline - time.monotonic())
+    transport.banner_timeout = remaining
+    transport.handshake_timeout = remaining
+    transport.auth_timeout = remaining
     preferred = verifier.preferred_type(name)
     if preferred:
         options = transport.get_security_options()
         options.key_types = [preferred, *(t for t in options.key_types if t != preferred)]
-    try:
-        transport.start_client(timeout=timeout)
-        verifier.verify(name, transport.get_remote_server_key())
-        _authenticate(transport, target, name)
-    except BaseException:
+    # A watchdog closes the transport at the deadline, so no stage (auth with several keys included) outlives it.
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
         transport.close()
+
+    watchdog = threading.Timer(remaining + CONNECT_GRACE_S, expire)
+    watchdog.daemon = True
+    watchdog.start()
+    stage = "SSH handshake"
+    try:
+        try:
+            transport.start_client(timeout=remaining + CONNECT_GRACE_S)  # the banner timeout reports first
+            key = transport.get_remote_server_key()
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise _handshake_error(exc, name, timeout, expired.is_set()) from None
+        verifier.verify(name, key)
+        stage = "authentication"
+        _authenticate(transport, target, name)
+    except BaseException as exc:
+        transport.close()
+        if expired.is_set() and not isinstance(exc, HostKeyError):
+            raise SSHError(f"{name}: {stage} did not finish within {timeout:g} s (connect_timeout)") from None
         raise
+    finally:
+        watchdog.cancel()
     transport.set_keepalive(15)
     return transport
+
+
+def _handshake_error(exc: BaseException, name: str, timeout: float, expired: bool) -> SSHError:
+    """What went wrong before the host key was known, and whether a retry can cure it."""
+    cause = exc.__context__ if isinstance(exc, paramiko.SSHException) else exc
+    text = str(exc)
+    if "protocol banner" in text:
+        if expired or isinstance(cause, TimeoutError | socket.timeout):
+            return SSHError(f"{name}: no SSH banner within {timeout:g} s (connect_timeout)")
+        return _Curable(f"{name}: the server closed the connection before its SSH banner")
+    if expired or "No existing session" in text:
+        return SSHError(f"{name}: SSH handshake did not finish within {timeout:g} s (connect_timeout)")
+    if isinstance(exc, EOFError | ConnectionResetError | ConnectionRefusedError):
+        return _Curable(f"{name}: connection reset during the SSH handshake")
+    return SSHError(f"{name}: SSH handshake failed ({text.splitlines()[0] if text else exc.__class__.__name__})")
 
 
 _KEY_CACHE: dict[tuple[str, int, int, str | None], paramiko.PKey] = {}

@@ -15,9 +15,10 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from hardnir import accounts
+from hardnir import accounts, filesafe
 from hardnir.control import ControlMeta, Exec, Finding, Plan, Step, not_applicable, write_if_changed
 from hardnir.facts import Facts
+from hardnir.params import Param
 from hardnir.probe import file_item, socket_item, unit_item
 
 META = ControlMeta(
@@ -37,26 +38,30 @@ META = ControlMeta(
     order=60,
 )
 
-DEFAULTS: Mapping[str, Any] = {"user": "core", "socket": "/run/docker.sock"}
+PARAMS = (
+    Param("user", "user", "core", "the user who must not reach the docker socket"),
+    Param("socket", "path", "/run/docker.sock", "the docker API socket's path"),
+)
 DROPIN = "/etc/systemd/system/docker.socket.d/90-hardnir-root-only.conf"
-CONTENT = "[Socket]\nSocketMode=0660\nSocketUser=root\nSocketGroup=root\n"
+CONTENT = filesafe.dropin("Socket", [("SocketMode", "0660"), ("SocketUser", "root"), ("SocketGroup", "root")])
+SHAPES = {DROPIN: filesafe.DropinShape("Socket", frozenset({"SocketMode", "SocketUser", "SocketGroup"}))}
 
 
 def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    user = str(params.get("user", "core"))
+    user = str(params["user"])
     return [
         *accounts.user_items(user),
         unit_item("docker.socket"),
-        socket_item(str(params.get("socket", "/run/docker.sock")), user),
+        socket_item(str(params["socket"]), user),
         file_item(DROPIN),
     ]
 
 
 def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
-    user = str(params.get("user", "core"))
+    user = str(params["user"])
     expected = f"{user} cannot write the docker socket"
     unit = facts.unit("docker.socket")
-    sock = facts.socket(str(params.get("socket", "/run/docker.sock")))
+    sock = facts.socket(str(params["socket"]))
     if not accounts.user_exists(facts, user):
         return not_applicable(expected, f"no user {user}")
     if not unit.exists and not sock.present:
@@ -86,11 +91,11 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
 
 
 def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
-    user = str(params.get("user", "core"))
+    user = str(params["user"])
     if check(facts, params).status != "fail":
         return Plan()
     steps: list[Step] = write_if_changed(facts, DROPIN, CONTENT)
-    sock = facts.socket(str(params.get("socket", "/run/docker.sock")))
+    sock = facts.socket(str(params["socket"]))
     post: tuple[str, ...] = ("systemctl daemon-reload",)
     if sock.present:
         path = shlex.quote(sock.path)

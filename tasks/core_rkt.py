@@ -15,9 +15,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from hardnir import accounts
+from hardnir import accounts, filesafe
 from hardnir.control import ControlMeta, Finding, Plan, Step, not_applicable, write_if_changed
 from hardnir.facts import Facts
+from hardnir.params import Param
 from hardnir.probe import command_item
 
 META = ControlMeta(
@@ -36,7 +37,9 @@ META = ControlMeta(
     order=70,
 )
 
-DEFAULTS: Mapping[str, Any] = {"user": "core"}
+PARAMS = (Param("user", "user", "core", "the user who must not be in rkt"),)
+# The sysusers override is the vendor file minus one line: every line must still be a sysusers entry.
+SHAPES = {"/etc/sysusers.d/*.conf": filesafe.LinesShape(r"[ugmr]!?\s+[^\s].*")}
 # Vendor files that mention rkt, and every /etc or /run override (an override of the same name hides them).
 SYSUSERS_CMD = (  # shell builtins only (`_cat` is the probe's own reader): one fork per file at most
     "for f in /usr/lib/sysusers.d/*.conf /run/sysusers.d/*.conf /etc/sysusers.d/*.conf; do "
@@ -46,7 +49,7 @@ SYSUSERS_CMD = (  # shell builtins only (`_cat` is the probe's own reader): one 
 
 
 def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    user = str(params.get("user", "core"))
+    user = str(params["user"])
     return [*accounts.user_items(user), command_item("sysusers-rkt", SYSUSERS_CMD)]
 
 
@@ -79,7 +82,7 @@ def readding_files(facts: Facts, user: str) -> list[str]:
 
 
 def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
-    user = str(params.get("user", "core"))
+    user = str(params["user"])
     expected = f"{user} not in rkt, and no sysusers rule re-adds it"
     if not accounts.user_exists(facts, user):
         return not_applicable(expected, f"no user {user}")
@@ -100,7 +103,7 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
 
 
 def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
-    user = str(params.get("user", "core"))
+    user = str(params["user"])
     if check(facts, params).status != "fail":
         return Plan()
     readonly = accounts.read_only_sources(facts, user, "rkt")

@@ -17,9 +17,10 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from hardnir import accounts
+from hardnir import accounts, filesafe
 from hardnir.control import ControlMeta, Finding, Plan, Step, not_applicable, write_if_changed
 from hardnir.facts import Facts
+from hardnir.params import Param
 from hardnir.probe import command_item, file_item
 
 META = ControlMeta(
@@ -41,16 +42,18 @@ META = ControlMeta(
     lockout_risk=True,
 )
 
-DEFAULTS: Mapping[str, Any] = {"user": "core", "rule": "deny"}
+RULES = {"deny": "ALL=(ALL) !ALL", "password": "ALL=(ALL) ALL"}
+PARAMS = (
+    Param("user", "user", "core", "the user who must hold no sudo rights"),
+    Param("rule", "choice", "deny", "deny: no sudo at all; password: sudo only with the user's password",
+          choices=tuple(RULES)),
+)
 DROPIN = "/etc/sudoers.d/90-hardnir-core"
-RULES = {"deny": "{user} ALL=(ALL) !ALL\n", "password": "{user} ALL=(ALL) ALL\n"}
+SHAPES = {DROPIN: filesafe.LinesShape(r"[a-z_][a-z0-9_-]* ALL=\(ALL\) !?ALL")}
 
 
 def _user(params: Mapping[str, Any]) -> str:
-    user = str(params.get("user", "core"))
-    if not accounts.SAFE_NAME.match(user):
-        raise ValueError(f"bad user name {user!r}")
-    return user
+    return str(params["user"])
 
 
 def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -116,14 +119,8 @@ def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
     user = _user(params)
     if not accounts.user_exists(facts, user):
         return Plan()
-    rule = str(params.get("rule", "deny"))
-    if rule not in RULES:
-        return Plan(blocked=f"core_wheel.rule must be one of {', '.join(RULES)}")
-    steps: list[Step] = []
-    if check(facts, params).status == "fail":
-        steps += write_if_changed(
-            facts, DROPIN, RULES[rule].format(user=user), mode="0440", validate="visudo -cf {tmp} >/dev/null"
-        )
+    rule = f"{filesafe.config_word(user, 'sudoers')} {RULES[str(params['rule'])]}\n"
+    steps: list[Step] = write_if_changed(facts, DROPIN, rule, mode="0440", validate="visudo -cf {tmp} >/dev/null")
     for group in ("wheel", "sudo"):
         steps += accounts.remove_from_etc_group(facts, user, group)
     lockout = ""

@@ -17,9 +17,10 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from hardnir import etcd
-from hardnir.control import ControlMeta, Finding, Plan, not_applicable, render, write_if_changed
+from hardnir import etcd, filesafe
+from hardnir.control import ControlMeta, Finding, Plan, not_applicable, write_if_changed
 from hardnir.facts import Facts, is_loopback_host, split_urls, url_host
+from hardnir.params import Param
 from hardnir.probe import file_item, procenv_item, unit_item
 
 META = ControlMeta(
@@ -42,13 +43,27 @@ META = ControlMeta(
     serial=True,
 )
 
-DEFAULTS: Mapping[str, Any] = {
-    "listen_client_urls": "https://0.0.0.0:2379",
-    "advertise_client_urls": "https://{address}:2379",
-    "wait_seconds": 30,
-}
+PARAMS = (
+    Param("listen_client_urls", "url_list", "https://0.0.0.0:2379",
+          "where etcd serves clients (ETCD_LISTEN_CLIENT_URLS)"),
+    Param("advertise_client_urls", "url_list", "https://{address}:2379",
+          "the client URLs etcd advertises (ETCD_ADVERTISE_CLIENT_URLS)"),
+    Param("wait_seconds", "int", 30, "how long the fix waits for etcd to answer https after the restart",
+          minimum=1, maximum=600),
+)
+SHARED = ("etcd_tls", "etcd_cluster")
 
 BASE = "40-hardnir-tls.conf"
+ENVIRONMENT = frozenset({
+    "ETCD_CERT_FILE", "ETCD_KEY_FILE", "ETCD_TRUSTED_CA_FILE", "ETCD_CLIENT_CERT_AUTH", "ETCD_LISTEN_CLIENT_URLS",
+    "ETCD_ADVERTISE_CLIENT_URLS", "ETCD_LISTEN_PEER_URLS", "ETCD_INITIAL_ADVERTISE_PEER_URLS", "ETCD_PEER_CERT_FILE",
+    "ETCD_PEER_KEY_FILE", "ETCD_PEER_TRUSTED_CA_FILE", "ETCD_PEER_CLIENT_CERT_AUTH",
+})
+SHAPES = {
+    f"/etc/systemd/system/{unit}.d/{prefix}-hardnir-tls.conf": filesafe.DropinShape(
+        "Service", frozenset({"Environment"}), ENVIRONMENT)
+    for unit in etcd.ETCD_UNITS for prefix in ("40", "99")
+}
 EXPECTED = "https with client-cert auth; no plain http on routable addresses"
 
 
@@ -167,13 +182,17 @@ def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
     if absent:
         return Plan(blocked=f"certificate files not found on the host: {', '.join(absent)}")
     ca, cert, key = (etcd.tls_value(params, k) for k in etcd.TLS_KEYS)
+    for name in ("listen_client_urls", "advertise_client_urls"):
+        reason = etcd.unresolved(str(params[name]), f"etcd_tls.{name}")
+        if reason:
+            return Plan(blocked=reason)
     values = {
         "ETCD_CERT_FILE": cert,
         "ETCD_KEY_FILE": key,
         "ETCD_TRUSTED_CA_FILE": ca,
         "ETCD_CLIENT_CERT_AUTH": "true",
-        "ETCD_LISTEN_CLIENT_URLS": render(str(params["listen_client_urls"]), params),
-        "ETCD_ADVERTISE_CLIENT_URLS": render(str(params["advertise_client_urls"]), params),
+        "ETCD_LISTEN_CLIENT_URLS": str(params["listen_client_urls"]),
+        "ETCD_ADVERTISE_CLIENT_URLS": str(params["advertise_client_urls"]),
     }
     env = etcd.configured_env(facts, unit)
     for var in ("ETCD_LISTEN_PEER_URLS", "ETCD_INITIAL_ADVERTISE_PEER_URLS"):
@@ -188,9 +207,9 @@ def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
                 }
             )
     path = _dropin(unit, etcd.dropin_name(facts, unit, BASE))
-    steps = write_if_changed(facts, path, "[Service]\n" + etcd.env_lines(values))
+    steps = write_if_changed(facts, path, etcd.env_dropin(values))
     restart = bool(steps) or check(facts, params).status == "fail"
-    wait = int(params.get("wait_seconds", 30)) * 2
+    wait = int(params["wait_seconds"]) * 2
     health = etcd.https_precheck("https://127.0.0.1:2379", params)
     post = (
         "systemctl daemon-reload",

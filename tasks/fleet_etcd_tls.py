@@ -15,9 +15,10 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from hardnir import etcd
-from hardnir.control import ControlMeta, Finding, Plan, not_applicable, render, write_if_changed
+from hardnir import etcd, filesafe
+from hardnir.control import ControlMeta, Finding, Plan, not_applicable, write_if_changed
 from hardnir.facts import Facts, parse_env_file, split_urls
+from hardnir.params import Param
 from hardnir.probe import file_item, procenv_item, unit_item
 
 META = ControlMeta(
@@ -39,10 +40,13 @@ META = ControlMeta(
     order=20,
 )
 
-DEFAULTS: Mapping[str, Any] = {"etcd_servers": "https://{address}:2379"}
+PARAMS = (Param("etcd_servers", "url_list", "https://{address}:2379", "the etcd endpoints fleet uses"),)
+SHARED = ("etcd_tls",)
 UNIT = "fleet.service"
 CONF = "/etc/fleet/fleet.conf"
 DROPIN = "/etc/systemd/system/fleet.service.d/40-hardnir-etcd-tls.conf"
+SHAPES = {DROPIN: filesafe.DropinShape("Service", frozenset({"Environment"}), frozenset(
+    {"FLEET_ETCD_SERVERS", "FLEET_ETCD_CAFILE", "FLEET_ETCD_CERTFILE", "FLEET_ETCD_KEYFILE"}))}
 EXPECTED = "https etcd servers with CA, cert and key"
 DEFAULT_SERVERS = "http://127.0.0.1:2379,http://127.0.0.1:4001"
 
@@ -94,16 +98,17 @@ def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
         missing.append("etcd_tls.client_key_file")
     if missing:
         return Plan(blocked=f"TLS inputs missing in the inventory: {', '.join(missing)}")
-    servers = render(str(params["etcd_servers"]), params)
-    if any(not u.startswith("https://") for u in split_urls(servers)):
-        return Plan(blocked=f"fleet_etcd_tls.etcd_servers must be https URLs, not {servers}")
+    servers = str(params["etcd_servers"])
+    reason = etcd.unresolved(servers, "fleet_etcd_tls.etcd_servers")
+    if reason:
+        return Plan(blocked=reason)
     values = {
         "FLEET_ETCD_SERVERS": servers,
         "FLEET_ETCD_CAFILE": etcd.tls_value(params, "ca_file"),
         "FLEET_ETCD_CERTFILE": cert,
         "FLEET_ETCD_KEYFILE": key,
     }
-    steps = write_if_changed(facts, DROPIN, "[Service]\n" + etcd.env_lines(values))
+    steps = write_if_changed(facts, DROPIN, etcd.env_dropin(values))
     restart = ("systemctl daemon-reload", f"systemctl try-restart {shlex.quote(UNIT)}")
     return Plan(
         steps=tuple(steps),

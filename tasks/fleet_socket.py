@@ -3,10 +3,11 @@
 `fleet.socket` binds `/var/run/fleet.sock` with no SocketMode, so systemd's default 0666 applies: any local user
 can drive fleet, which runs units as root cluster-wide. The check reads the live inode, not just the unit:
 `daemon-reload` alone does not re-create a bound socket, so a drop-in without a restart still fails.
-Fix, policy `restrict` (default): the guide's `fleet.socket.d/10-root-only.conf` (or `90-hardnir-root-only.conf`
-when a foreign 10-root-only.conf exists), plus a `ListenStream=` reset if a TCP listener was added; then
-`stop fleet.service; restart fleet.socket; start fleet.service` (as the fleet docs prescribe) so the live socket
-becomes 0600 root:root. Policy `mask`: link the unit to /dev/null and stop it.
+Fix, policy `restricted` (default; the old spelling `restrict` is still accepted but deprecated): the guide's
+`fleet.socket.d/10-root-only.conf` (or `90-hardnir-root-only.conf` when a foreign 10-root-only.conf exists),
+plus a `ListenStream=` reset if a TCP listener was added; then `stop fleet.service; restart fleet.socket; start
+fleet.service` (as the fleet docs prescribe) so the live socket becomes 0600 root:root.
+Policy `mask`: link the unit to /dev/null and stop it.
 Rollback removes what was written and restarts the socket the same way.
 """
 
@@ -15,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from hardnir import filesafe
 from hardnir.control import ControlMeta, Finding, Plan, Remove, Step, Symlink, not_applicable, write_if_changed
 from hardnir.facts import Facts
+from hardnir.params import Param
 from hardnir.probe import file_item, socket_item, unit_item
 
 META = ControlMeta(
@@ -37,11 +40,17 @@ META = ControlMeta(
     order=40,
 )
 
-DEFAULTS: Mapping[str, Any] = {"policy": "restrict", "socket": "/run/fleet.sock"}
+PARAMS = (
+    Param("policy", "choice", "restricted", "restricted: the socket is 0600 root:root; mask: fleet.socket is masked",
+          choices=("restricted", "mask"), aliases=(("restrict", "restricted"),)),
+    Param("socket", "path", "/run/fleet.sock", "the fleet API socket's path"),
+)
 UNIT_PATH = "/etc/systemd/system/fleet.socket"
 GUIDE_DROPIN = "/etc/systemd/system/fleet.socket.d/10-root-only.conf"
 OWN_DROPIN = "/etc/systemd/system/fleet.socket.d/90-hardnir-root-only.conf"
-ROOT_ONLY = "[Socket]\nSocketMode=0600\nSocketUser=root\nSocketGroup=root\n"
+ROOT_ONLY = (("SocketMode", "0600"), ("SocketUser", "root"), ("SocketGroup", "root"))
+_SHAPE = filesafe.DropinShape("Socket", frozenset({"SocketMode", "SocketUser", "SocketGroup", "ListenStream"}))
+SHAPES = {GUIDE_DROPIN: _SHAPE, OWN_DROPIN: _SHAPE}
 RESTART = (
     "systemctl daemon-reload",
     "if systemctl -q is-active fleet.socket; then svc=0; systemctl -q is-active fleet.service && svc=1; "
@@ -54,7 +63,7 @@ EXPECTED = "masked, or live socket 0600 root:root and no TCP listener"
 def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [
         unit_item("fleet.socket"),
-        socket_item(str(params.get("socket", "/run/fleet.sock"))),
+        socket_item(str(params["socket"])),
         file_item(UNIT_PATH),
         file_item(GUIDE_DROPIN),
         file_item(OWN_DROPIN),
@@ -67,7 +76,7 @@ def _unix(entry: str) -> bool:
 
 def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
     unit = facts.unit("fleet.socket")
-    sock = facts.socket(str(params.get("socket", "/run/fleet.sock")))
+    sock = facts.socket(str(params["socket"]))
     evidence = {
         "LoadState": unit.load_state,
         "ActiveState": unit.active_state,
@@ -112,7 +121,7 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
 def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
     if check(facts, params).status != "fail":
         return Plan()
-    policy = str(params.get("policy", "restrict"))
+    policy = str(params["policy"])
     unit = facts.unit("fleet.socket")
     if policy == "mask":
         current = facts.file(UNIT_PATH)
@@ -128,12 +137,10 @@ def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
                            "systemctl try-restart fleet.service"),
             note="local fleetctl now needs `sudo fleetctl --driver=etcd`",
         )
-    if policy != "restrict":
-        return Plan(blocked=f"unknown fleet_socket.policy {policy!r} (use 'restrict' or 'mask')")
-    content = ROOT_ONLY
-    tcp = [e for e in unit.listen if not _unix(e)]
-    if tcp:
-        content += "ListenStream=\nListenStream=" + str(params.get("socket", "/run/fleet.sock")) + "\n"
+    entries = list(ROOT_ONLY)
+    if any(not _unix(e) for e in unit.listen):
+        entries += [("ListenStream", ""), ("ListenStream", str(params["socket"]))]
+    content = filesafe.dropin("Socket", entries)
     guide = facts.file(GUIDE_DROPIN)
     path = GUIDE_DROPIN if not guide.exists or guide.content == content else OWN_DROPIN
     steps = write_if_changed(facts, path, content)

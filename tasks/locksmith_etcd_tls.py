@@ -16,9 +16,10 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from hardnir import etcd
-from hardnir.control import ControlMeta, Finding, Plan, Step, not_applicable, render, write_if_changed
+from hardnir import etcd, filesafe
+from hardnir.control import ControlMeta, Finding, Plan, Step, not_applicable, write_if_changed
 from hardnir.facts import Facts, split_urls
+from hardnir.params import Param
 from hardnir.probe import envfiles_item, file_item, procenv_item, unit_item
 
 META = ControlMeta(
@@ -40,11 +41,17 @@ META = ControlMeta(
     order=30,
 )
 
-DEFAULTS: Mapping[str, Any] = {"endpoint": "https://{address}:2379"}
+PARAMS = (Param("endpoint", "url_list", "https://{address}:2379", "the etcd endpoints locksmithd uses"),)
+SHARED = ("etcd_tls",)
 UNIT = "locksmithd.service"
 DROPIN = "/etc/systemd/system/locksmithd.service.d/40-hardnir-etcd-tls.conf"
 UPDATE_CONFS = ("/etc/coreos/update.conf", "/etc/flatcar/update.conf")
 OVERRIDDEN = ("LOCKSMITHD_ENDPOINT", "LOCKSMITHD_ETCD_CAFILE", "LOCKSMITHD_ETCD_CERTFILE", "LOCKSMITHD_ETCD_KEYFILE")
+SHAPES = {
+    DROPIN: filesafe.DropinShape("Service", frozenset({"Environment"}), frozenset(OVERRIDDEN)),
+    # update.conf minus the overriding keys: still KEY=value lines only
+    **{path: filesafe.LinesShape(r"\s*[A-Za-z_][A-Za-z0-9_]*\s*=.*") for path in UPDATE_CONFS},
+}
 EXPECTED = "https endpoint with CA, cert and key"
 DEFAULT_ENDPOINT = "http://127.0.0.1:2379,http://127.0.0.1:4001"
 
@@ -102,16 +109,17 @@ def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
     missing += [n for n, v in (("etcd_tls.client_cert_file", cert), ("etcd_tls.client_key_file", key)) if not v]
     if missing:
         return Plan(blocked=f"TLS inputs missing in the inventory: {', '.join(missing)}")
-    endpoint = render(str(params["endpoint"]), params)
-    if any(not u.startswith("https://") for u in split_urls(endpoint)):
-        return Plan(blocked=f"locksmith_etcd_tls.endpoint must be https, not {endpoint}")
+    endpoint = str(params["endpoint"])
+    reason = etcd.unresolved(endpoint, "locksmith_etcd_tls.endpoint")
+    if reason:
+        return Plan(blocked=reason)
     values = {
         "LOCKSMITHD_ENDPOINT": endpoint,
         "LOCKSMITHD_ETCD_CAFILE": etcd.tls_value(params, "ca_file"),
         "LOCKSMITHD_ETCD_CERTFILE": cert,
         "LOCKSMITHD_ETCD_KEYFILE": key,
     }
-    steps: list[Step] = write_if_changed(facts, DROPIN, "[Service]\n" + etcd.env_lines(values))
+    steps: list[Step] = write_if_changed(facts, DROPIN, etcd.env_dropin(values))
     for path in UPDATE_CONFS:
         current = facts.file(path)
         if current.kind == "file" and current.content is not None:

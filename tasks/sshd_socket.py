@@ -17,17 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hardnir.control import (
-    ControlMeta,
-    Finding,
-    Plan,
-    Remove,
-    Symlink,
-    not_applicable,
-    render,
-    write_if_changed,
-)
+from hardnir import filesafe
+from hardnir.control import ControlMeta, Finding, Plan, Remove, Symlink, not_applicable, write_if_changed
 from hardnir.facts import Facts, is_wildcard_listen, listen_port
+from hardnir.params import PLACEHOLDER, Param
 from hardnir.probe import file_item, unit_item
 
 META = ControlMeta(
@@ -50,10 +43,17 @@ META = ControlMeta(
     lockout_risk=True,
 )
 
-DEFAULTS: Mapping[str, Any] = {"policy": "restricted", "listen": ["{address}:22"]}
+PARAMS = (
+    Param("policy", "choice", "restricted", "restricted: listen only on `listen`; disabled: mask sshd.socket "
+          "(lockout-guarded)", choices=("restricted", "disabled")),
+    Param("listen", "listen_list", ["{address}:22"], "the Listen entries to keep (policy restricted); "
+          "{address} is the inventory hostname, which must then be an IP address"),
+)
+SHARED = ("hardnir_deadman_seconds",)
 
 UNIT_PATH = "/etc/systemd/system/sshd.socket"
 DROPIN = "/etc/systemd/system/sshd.socket.d/90-hardnir-listen.conf"
+SHAPES = {DROPIN: filesafe.DropinShape("Socket", frozenset({"ListenStream", "FreeBind"}))}
 
 
 def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -61,15 +61,13 @@ def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def allowed_listen(params: Mapping[str, Any]) -> list[str]:
-    raw = params.get("listen") or []
-    items = [raw] if isinstance(raw, str) else list(raw)
-    return [render(str(entry), params) for entry in items]
+    return [str(entry) for entry in params["listen"]]
 
 
 def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
     sock = facts.unit("sshd.socket")
     svc = facts.unit("sshd.service")
-    policy = str(params.get("policy", "restricted"))
+    policy = str(params["policy"])
     allowed = allowed_listen(params)
     expected = "masked and inactive" if policy == "disabled" else f"listen only on {', '.join(allowed)}"
     listen = sock.listen
@@ -128,7 +126,7 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
 def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
     if check(facts, params).status != "fail":
         return Plan()
-    policy = str(params.get("policy", "restricted"))
+    policy = str(params["policy"])
     sock = facts.unit("sshd.socket")
     rollback_post = ("systemctl daemon-reload", "systemctl restart sshd.socket")
     if policy == "disabled":
@@ -148,15 +146,15 @@ def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
             lockout="masking sshd.socket stops every new SSH login, including this tool's",
             deadman=True,
         )
-    if policy != "restricted":
-        return Plan(blocked=f"unknown sshd_socket.policy {policy!r} (use 'restricted' or 'disabled')")
     allowed = allowed_listen(params)
-    unresolved = [a for a in allowed if "{" in a]
-    if not allowed or unresolved:
-        return Plan(blocked="sshd_socket.listen must name the addresses to keep, e.g. ['10.0.0.5:22']")
+    if any(PLACEHOLDER in a for a in allowed):
+        return Plan(blocked="sshd_socket.listen must name the addresses to keep, e.g. ['10.0.0.5:22'] (the "
+                    "hostname is not an IP address, so {address} cannot be used)")
     if any(is_wildcard_listen(a) for a in allowed):
         return Plan(blocked=f"sshd_socket.listen contains a wildcard: {', '.join(allowed)}")
-    content = "[Socket]\nListenStream=\n" + "".join(f"ListenStream={a}\n" for a in allowed) + "FreeBind=true\n"
+    content = filesafe.dropin(
+        "Socket", [("ListenStream", ""), *(("ListenStream", a) for a in allowed), ("FreeBind", "true")]
+    )
     steps = write_if_changed(facts, DROPIN, content)
     needs_restart = bool(steps) or check(facts, params).status == "fail"
     lockout = ""

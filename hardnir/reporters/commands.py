@@ -57,8 +57,8 @@ def after_run(args: argparse.Namespace, run_dir: Path, notes: list[str], exit_co
             print(f"report: {path}", file=sys.stderr)
         return
     print(one_line_summary(report) if args.quiet else render_table(report))
-    if not args.quiet:
-        for note in notes:
+    for note in notes:  # -q keeps the warnings
+        if not args.quiet or note.startswith("warning:"):
             print(note)
     print(f"run directory: {run_dir}  (results.csv, results.parquet, run.json, controls.json, SHA256SUMS)")
     for path in written:

@@ -257,7 +257,7 @@ def test_secrets_never_appear_in_artefacts(lab: Any, tmp_path: Path, monkeypatch
                               capture_output=True, text=True, timeout=300)
         outputs += [done.stdout, done.stderr]
         outputs += [p.read_bytes().decode("utf-8", "replace") for p in out.iterdir()]
-    assert len(outputs) == 10
+    assert len(outputs) == 12  # per command: stdout, stderr, results.csv, results.parquet, run.json, run.log
     for blob in outputs:
         for secret in (SECRET, SECRET + "-sudo", SECRET + "-key"):
             assert secret not in blob
