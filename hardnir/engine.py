@@ -153,7 +153,10 @@ def finish_host(task: Task, ctx: RunContext, rows: list[dict[str, Any]]) -> None
     """A host's runbook is done: keep only a summary of its facts, close its SSH connection now and record its
     rows. An idle paramiko transport keeps a thread polling every 0.1 s until it is closed; left open until the end
     of the run, thousands of them cost more CPU than the work itself."""
+    from hardnir.hostdata import forget
+
     release_facts(task)
+    forget(task.host)
     with contextlib.suppress(Exception):  # closing is best effort: the rows are what matters
         task.host.close_connections()
     ctx.record(task.host.name, rows)

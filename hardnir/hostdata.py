@@ -16,6 +16,7 @@ the file, group or host that wrote a bad value.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -152,10 +153,32 @@ def merged_data(host: Any, controls: Iterable[Control] | None = None) -> tuple[d
     return deep_merge(stack)
 
 
+_PARAMS: dict[tuple[int, str], tuple[Any, dict[str, Any]]] = {}  # (id(host), control) -> (host, params)
+_PARAMS_LOCK = threading.Lock()
+
+
 def control_params(host: Any, control: Control) -> dict[str, Any]:
-    """The validated parameters of `control` on `host` (ParamError if invalid; `check_inventory` runs first)."""
+    """The validated parameters of `control` on `host` (ParamError if invalid; `check_inventory` runs first).
+
+    Merged once per host and control while the host is being worked on (the probe, every check and every fix
+    ask for them); `forget(host)` drops them when the host is done. The entry holds the host, so its id cannot
+    be reused by another object while the entry lives."""
+    key = (id(host), control.id)
+    cached = _PARAMS.get(key)
+    if cached is not None and cached[0] is host:
+        return dict(cached[1])
     data, _ = merged_data(host, [control])
-    return control.params(data, str(host.hostname or ""))
+    params = control.params(data, str(host.hostname or ""))
+    with _PARAMS_LOCK:
+        _PARAMS[key] = (host, params)
+    return dict(params)
+
+
+def forget(host: Any) -> None:
+    """Drop the cached parameters of a host whose work is done."""
+    with _PARAMS_LOCK:
+        for key in [k for k in _PARAMS if k[0] == id(host)]:
+            del _PARAMS[key]
 
 
 def _extras_of(obj: Any) -> Any:
