@@ -153,7 +153,8 @@ def merged_data(host: Any, controls: Iterable[Control] | None = None) -> tuple[d
     return deep_merge(stack)
 
 
-_PARAMS: dict[tuple[int, str], tuple[Any, dict[str, Any]]] = {}  # (id(host), control) -> (host, params)
+# (id(host), control id) -> (host, params); (id(host), "") -> (host, the host's merged data for every control)
+_PARAMS: dict[tuple[int, str], tuple[Any, dict[str, Any]]] = {}
 _PARAMS_LOCK = threading.Lock()
 
 
@@ -167,8 +168,12 @@ def control_params(host: Any, control: Control) -> dict[str, Any]:
     cached = _PARAMS.get(key)
     if cached is not None and cached[0] is host:
         return dict(cached[1])
-    data, _ = merged_data(host, [control])
-    params = control.params(data, str(host.hostname or ""))
+    merged = _PARAMS.get((id(host), ""))
+    if merged is None or merged[0] is not host:  # every control's data merged in one pass, once per host
+        merged = (host, merged_data(host)[0])
+        with _PARAMS_LOCK:
+            _PARAMS[(id(host), "")] = merged
+    params = control.params(merged[1], str(host.hostname or ""))
     with _PARAMS_LOCK:
         _PARAMS[key] = (host, params)
     return dict(params)
