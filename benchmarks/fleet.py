@@ -211,7 +211,8 @@ def render(summary: dict[str, Any]) -> str:
         if summary.get(key):
             lines += ["", f"{key}: {json.dumps(summary[key])}"]
     if summary.get("memory_mb"):
-        lines += ["", f"RSS after each of {len(summary['memory_mb'])} consecutive API audits (MB): "
+        runs, size = len(summary["memory_mb"]), summary.get("memory_size")
+        lines += ["", f"RSS after each of {runs} consecutive {size}-host API audits (MB): "
                   + ", ".join(f"{v:.0f}" for v in summary["memory_mb"])]
     lines += ["", f"Targets: wall ≤ {t['wall_ratio']}x floor; CPU ≤ {t['cpu_ms_per_host']} ms/host; RSS ≤ "
               f"{t['rss_base_mb']:.0f} MB + {t['rss_kb_per_host']:.0f} kB/host; per-host cost at the largest size ≤ "
@@ -253,7 +254,8 @@ def judge(summary: dict[str, Any], sizes: list[int]) -> list[dict[str, Any]]:
     memory = summary.get("memory_mb")
     if memory and len(memory) >= 3:
         growth = (memory[-1] - memory[1]) / memory[1] * 100
-        rows.append({"target": f"{len(memory)} consecutive API audits: RSS does not grow",
+        rows.append({"target": f"{len(memory)} consecutive {summary.get('memory_size', '?')}-host API audits: RSS "
+                               "does not grow",
                      "measured": f"{memory[1]:.0f} → {memory[-1]:.0f} MB ({growth:+.1f}%)",
                      "ok": growth <= t["memory_growth_pct"]})
     return rows
@@ -263,11 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,3000,10000")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds-large", type=int, default=0, metavar="N",
+                        help="rounds at 10,000 hosts or more (default: --rounds)")
     parser.add_argument("--workers", type=int, default=0, help="hardnir workers and floor threads (default: "
                         "hardnir's own default)")
     parser.add_argument("--sweep", default="50,100,200", help="worker counts to compare at --sweep-size hosts")
     parser.add_argument("--sweep-size", type=int, default=3000)
     parser.add_argument("--memory-runs", type=int, default=10)
+    parser.add_argument("--memory-size", type=int, default=10000, help="hosts per audit in the memory runs")
     parser.add_argument("--quick", action="store_true", help="skip the sweep, remediate, faults and memory runs")
     parser.add_argument("--out", type=Path, default=RESULTS / "fleet")
     args = parser.parse_args(argv)
@@ -285,11 +290,12 @@ def main(argv: list[str] | None = None) -> int:
                                "machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}",
                                "rounds": args.rounds, "workers": workers, "sizes": {}}
     sweep = [int(w) for w in args.sweep.split(",") if w] if not args.quick else []
-    inv_sizes = sorted({*sizes, 1000, args.sweep_size} if not args.quick else set(sizes))
+    inv_sizes = sorted({*sizes, 1000, args.sweep_size, args.memory_size} if not args.quick else set(sizes))
     with simulated_fleet(biggest, [s for s in inv_sizes if s <= biggest], WORK) as workdir:
         for size in sizes:
             floor_targets(workdir, size)
-            for rnd in range(args.rounds):
+            rounds = args.rounds_large if size >= 10000 and args.rounds_large else args.rounds
+            for rnd in range(rounds):
                 order = ["floor", "hardnir"] if rnd % 2 == 0 else ["hardnir", "floor"]
                 for tool in order:
                     m = (run_floor(workdir, size, rnd, workers) if tool == "floor"
@@ -301,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         if sweep and args.sweep_size <= biggest:
             summary["sweep"] = []
             for w in sweep:
-                ms = [run_hardnir(workdir, args.sweep_size, rnd, w) for rnd in range(max(1, args.rounds - 1))]
+                ms = [run_hardnir(workdir, args.sweep_size, rnd, w, extra=["-q"]) for rnd in range(1)]
                 runs.extend(ms)
                 summary["sweep"].append({"hosts": args.sweep_size, "workers": w,
                                          "wall_s": med([m.wall_s for m in ms]),
@@ -318,8 +324,9 @@ def main(argv: list[str] | None = None) -> int:
                              ["--run", str(workdir / f"run-remediate-1000-0-{workers}")])
             summary["remediate"]["rollback_wall_s"] = rb.wall_s
             log(f"remediate: {summary['remediate']}")
-        if not args.quick and biggest >= 10000 and args.memory_runs:
-            summary["memory_mb"] = memory_runs(workdir, 10000, args.memory_runs, workers)
+        if not args.quick and args.memory_runs and args.memory_size <= biggest:
+            summary["memory_size"] = args.memory_size
+            summary["memory_mb"] = memory_runs(workdir, args.memory_size, args.memory_runs, workers)
     if not args.quick:
         with simulated_fleet(1000, [1000], WORK.with_name("fleet-faults"), base_port=20000,
                              extra=["--refuse", "0.01", "--hang", "0.01", "--drop", "0.01", "--slow", "0.01",

@@ -45,6 +45,7 @@ ANSIBLE_VENV = HERE / ".venv-ansible"
 CACHE = HERE / ".cache"
 WORK = HERE / ".work"
 RESULTS = HERE / "results"
+REFERENCE_PROBE = HERE / "reference_probe.sh"
 LAB_LOCK = Path("/var/lock/hardnir-lab.lock")
 REMEDIATE_EXCLUDE = "core-wheel,sshd-socket"
 PYTHON_DEBS = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib")
@@ -130,8 +131,9 @@ def mem_available_mb() -> float:
 
 
 def probe_items(inventory: Path) -> dict[str, list[tuple[str, str]]]:
-    """Per host, the probe items hardnir's audit of all controls would run, as (name, command)."""
+    """Per host, the probe items hardnir's audit of all controls would run (for the Ansible playbook)."""
     from hardnir.control import select
+    from hardnir.hostdata import control_params
     from hardnir.inventory import init_nornir
     from hardnir.probe import COMMON_ITEMS
 
@@ -141,16 +143,10 @@ def probe_items(inventory: Path) -> dict[str, list[tuple[str, str]]]:
     for name, host in nr.inventory.hosts.items():
         unique: dict[str, str] = dict(COMMON_ITEMS)
         for control in controls:
-            for item, command in control.probe_items(control.params(dict(host.items()), str(host.hostname))):
+            for item, command in control.probe_items(control_params(host, control)):
                 unique.setdefault(item, command)
         out[name] = list(unique.items())
     return out
-
-
-def probe_script(items: list[tuple[str, str]]) -> str:
-    from hardnir.probe import build_script
-
-    return build_script(items)
 
 
 # --- Python on the lab hosts (for Ansible) --------------------------------------------------------------------
@@ -451,10 +447,9 @@ def bench_size(n: int, args: argparse.Namespace, tools: list[str], record: Calla
     notes: dict[str, Any] = {"boot_s": round(time.monotonic() - t0, 1),
                              "lab_mem_mb_per_host": round((before - mem_available_mb()) / n, 1)}
     items = probe_items(lab.inventory_dir)
-    scripts = {name: probe_script(host_items) for name, host_items in items.items()}
-    if len(set(scripts.values())) != 1:
-        raise RuntimeError("hosts got different probe scripts; the OpenSSH floor needs one")
-    script = next(iter(scripts.values()))
+    # The floors run the frozen reference probe (a fixed yardstick), never hardnir's current one.
+    script = REFERENCE_PROBE.read_text()
+    scripts = {name: script for name in items}
     first_items = next(iter(items.values()))
     notes.update(probe_items=len(first_items), probe_script_bytes=len(script.encode()))
     targets = work / "targets.json"
