@@ -69,8 +69,13 @@ def unit_item(unit: str) -> tuple[str, str]:
     return f"unit:{unit}", ""
 
 
-def file_item(path: str) -> tuple[str, str]:
-    return f"file:{path}", ""
+def file_item(path: str, content: bool = True) -> tuple[str, str]:
+    """A file's type, mode, owner, link target and (unless `content=False`, for secrets such as private keys,
+    which never leave the host) its sha256 and first 64 KiB."""
+    return f"file:{path}", "" if content else META_ONLY
+
+
+META_ONLY = "meta"
 
 
 def socket_item(path: str, user: str = "core") -> tuple[str, str]:
@@ -145,9 +150,19 @@ echo "{idx} 0" >>"$D/rc"
 # anything else is described by stat, a missing path says so.
 _FILE = r"""_fp{idx}={path}
 if [ -L "$_fp{idx}" ]; then set -- "$@" {rel}
-elif [ -f "$_fp{idx}" ]; then _reg="$_reg {idx}"
+elif [ -f "$_fp{idx}" ]; then {regular}
 elif [ -e "$_fp{idx}" ]; then _put {idx} "type=other${{NL}}stat=$(stat -c '%F %a %U %G' "$_fp{idx}")$NL"
 else _put {idx} "type=missing$NL"; fi
+"""
+
+# Metadata-only files (secrets): one `stat` for all of them; their content never leaves the host.
+_FILES_META = r"""if [ -n "$_meta" ]; then
+  _fa=; for _j in $_meta; do _fa="$_fa \"\$_fp$_j\""; done
+  eval "_st=\$(stat -c '%a %U %G %s' $_fa 2>/dev/null)"
+  for _j in $_meta; do
+    _put "$_j" "type=file${{NL}}stat=${{_st%%"$NL"*}}$NL"; _st=${{_st#*"$NL"}}
+  done
+fi
 """
 
 # Files, pass 2: one `find` names the regular files too big to archive; those get stat, sha256 and a capped head.
@@ -270,7 +285,7 @@ def _build(items: tuple[tuple[str, str], ...]) -> Probe:
         out.append(_UNITS.format(props=props, units=" ".join(shlex.quote(u) for u in units)))
     else:
         out.append(': >"$D/units"; echo "units 0" >>"$D/rc"')
-    out.append("set --; _reg=")
+    out.append("set --; _reg=; _meta=")
     socket_users: dict[str, int] = {}
     for idx, (name, arg) in enumerate(zip(plan.names, plan.args, strict=True)):
         kind, _, value = name.partition(":")
@@ -279,10 +294,13 @@ def _build(items: tuple[tuple[str, str], ...]) -> Probe:
         elif kind == "envfiles":
             out.append(_ENVFILES.format(unit=unit_index(value), idx=idx))
         elif kind == "file":
-            out.append(_FILE.format(path=shlex.quote(value), rel=shlex.quote(value.lstrip("/") or "."), idx=idx))
+            regular = f'_meta="$_meta {idx}"' if arg == META_ONLY else f'_reg="$_reg {idx}"'
+            out.append(_FILE.format(path=shlex.quote(value), rel=shlex.quote(value.lstrip("/") or "."), idx=idx,
+                                    regular=regular))
         elif kind == "socket":
             group = socket_users.setdefault(arg or "core", len(socket_users))
             out.append(_SOCKET_STAT.format(path=shlex.quote(value), idx=idx, group=group))
+    out.append(_FILES_META.format())
     out.append(_FILES_BIG.format(cap=ITEM_MAX_BYTES, content_cap=FILE_CONTENT_MAX_BYTES))
     for user, group in socket_users.items():
         out.append(_SOCKET_ACCESS.format(user=shlex.quote(user), group=group))

@@ -76,10 +76,10 @@ def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     for unit in etcd.ETCD_UNITS:
         items += [unit_item(unit), procenv_item(unit)]
         items += [file_item(_dropin(unit, BASE)), file_item(_dropin(unit, BASE.replace("40-", "99-")))]
-    for key in etcd.TLS_KEYS:
+    for key in etcd.TLS_KEYS:  # existence and ownership only: a private key's content never leaves the host
         path = etcd.tls_value(params, key)
         if path:
-            items.append(file_item(path))
+            items.append(file_item(path, content=False))
     return items
 
 

@@ -218,3 +218,20 @@ def test_ustar_reader_survives_hostile_headers() -> None:
     assert ustar.read(bytes(corrupt)) == {}
     for cut in range(0, len(good), 97):  # every truncation point: never an exception
         ustar.read(good[:cut])
+
+
+def test_secret_files_send_metadata_only(tmp_path: Path) -> None:
+    key = tmp_path / "server-key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n")
+    key.chmod(0o600)
+    built = probe.build([probe.file_item(str(key), content=False), probe.file_item(str(tmp_path / "none.pem"),
+                                                                                  content=False)])
+    out = subprocess.run(["sh", "-c", built.script], capture_output=True, text=True, timeout=60).stdout
+    facts = Facts(built.parse(out))
+    f = facts.file(str(key))
+    assert (f.kind, f.mode, f.owner, f.content, f.sha256) == ("file", "600", "root", None, "")
+    assert facts.file(str(tmp_path / "none.pem")).kind == "missing"
+    assert "PRIVATE" not in out and "c2VjcmV0" not in out  # nothing of the key travels, not even compressed:
+    import gzip
+
+    assert b"PRIVATE" not in gzip.decompress(base64.b64decode(out.splitlines()[1]))
