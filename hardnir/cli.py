@@ -189,8 +189,10 @@ def _run(args: argparse.Namespace) -> int:
     outcome = api.execute(args.command, args.inventory, **options)
     if args.command == "remediate" and args.dry_run and not args.quiet and args.format == "table":
         _print_plans(outcome.rows)
-    after_run(args, outcome.run_dir, outcome.notes, outcome.exit_code)
-    return outcome.exit_code
+    run_dir, notes, code = outcome.run_dir, outcome.notes, outcome.exit_code
+    del outcome  # the report below reads the run directory; the rows need not stay in memory meanwhile
+    after_run(args, run_dir, notes, code)
+    return code
 
 
 def _print_plans(rows: Sequence[dict[str, Any]]) -> None:

@@ -142,11 +142,14 @@ def _probe(task: Task, conn: HardnirConnection, controls: Sequence[Control], tim
 
 
 def release_facts(task: Task) -> None:
-    """Keep a one-line summary of each Facts this host task gathered, not the facts themselves: at thousands of
-    hosts the raw facts would hold hundreds of MB in Nornir's results until the run ends."""
+    """Keep a one-line summary of each Facts and Finding this host task produced, not the objects themselves: at
+    thousands of hosts they would hold hundreds of MB in Nornir's results until the run ends (the rows keep
+    every finding)."""
     for result in task.results:
         if isinstance(result.result, Facts):
             result.result = result.result.summary()
+        elif isinstance(result.result, Finding):  # the rows carry it now; keep its one-line verdict
+            result.result = f"{result.result.status}: {result.result.message}"
 
 
 def finish_host(task: Task, ctx: RunContext, rows: list[dict[str, Any]]) -> None:
