@@ -68,5 +68,6 @@ def test_remediate_then_rollback(fleet: Path) -> None:
     verify = df[df["phase"] == "verify"]
     assert (verify.loc[fixes["status"].eq("fixed").to_numpy(), "status"] == "pass").all()
     back = hardnir.rollback(fleet / f"inventory-{HOSTS}", run=fleet / "remediate", out=fleet / "rollback",
-                            workers=4)
+                            hosts=healthy, workers=4)
+    assert (back["phase"] == "rollback").sum() == 8 * len(healthy)
     assert (back.loc[back["phase"] == "rollback", "status"].isin(["restored", "unchanged"])).all()
