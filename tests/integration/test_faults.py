@@ -256,8 +256,10 @@ def test_secrets_never_appear_in_artefacts(lab: Any, tmp_path: Path, monkeypatch
         done = subprocess.run([sys.executable, "-m", "hardnir.cli", *args, "-i", str(inv), "--out", str(out)],
                               capture_output=True, text=True, timeout=300)
         outputs += [done.stdout, done.stderr]
-        outputs += [p.read_bytes().decode("utf-8", "replace") for p in out.iterdir()]
-    assert len(outputs) == 12  # per command: stdout, stderr, results.csv, results.parquet, run.json, run.log
+        files = sorted(out.iterdir())
+        assert {"results.csv", "results.parquet", "run.json", "run.log", "controls.json", "SHA256SUMS"} <= {
+            p.name for p in files}
+        outputs += [p.read_bytes().decode("utf-8", "replace") for p in files]
     for blob in outputs:
         for secret in (SECRET, SECRET + "-sudo", SECRET + "-key"):
             assert secret not in blob
