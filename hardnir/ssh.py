@@ -37,6 +37,7 @@ DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 DEFAULT_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 DEFAULT_COMMAND_TIMEOUT = 120.0
 KILL_GRACE_S = 3
+EXIT_EOF_GRACE_S = 2.0  # after the exit status, how long to wait for the output's EOF
 TRANSIENT_RETRIES = 3
 CONNECT_GRACE_S = 0.5
 
@@ -508,6 +509,7 @@ def _drain(channel: paramiko.Channel, deadline: float) -> tuple[int, bytes, byte
     out: list[bytes] = []
     err: list[bytes] = []
     channel.setblocking(False)
+    status_at: float | None = None
     while True:
         progressed = False
         while channel.recv_ready():
@@ -516,9 +518,15 @@ def _drain(channel: paramiko.Channel, deadline: float) -> tuple[int, bytes, byte
         while channel.recv_stderr_ready():
             err.append(channel.recv_stderr(1 << 16))
             progressed = True
-        if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-            break
-        if channel.closed and not progressed:
+        drained = not channel.recv_ready() and not channel.recv_stderr_ready()
+        if channel.exit_status_ready():
+            # sshd may report the exit status before the last output: finish at EOF (no more data can come), or
+            # after a short grace when a process the command left behind keeps its output open.
+            status_at = status_at or time.monotonic()
+            ended = channel.eof_received or channel.closed or time.monotonic() - status_at > EXIT_EOF_GRACE_S
+            if drained and ended:
+                break
+        if channel.closed and not progressed and drained:
             break
         remaining = deadline - time.monotonic()
         if remaining <= 0:
