@@ -170,6 +170,8 @@ def execute(
     dask = _dask_runner(nr, runner, scheduler, shard_by, workers, waived)
     run_id = new_run_id(runbook)
     run_dir = prepare_run_dir(Path(out) if out else Path("runs") / run_id)
+    if dask:
+        dask.connect()  # an unreachable scheduler is a one-line error before any host is touched
     started = datetime.now(UTC)
     ticker = progress(len(host_names)) if progress else None
     ctx = RunContext(
@@ -186,8 +188,6 @@ def execute(
     t0 = time.monotonic()
     try:
         with paramiko_to(run_dir / RUN_LOG):
-            if dask:
-                dask.connect()
             run_hosts = _host_runner(nr, ctx, phases, rollback_of, dask)
             if runbook == "remediate":
                 waves = _run_waves(run_hosts, ctx, plan_waves(host_names, wave_size), max_fail_percent)
