@@ -20,8 +20,10 @@ carry `hardnir_site: S` ask for one unit of the worker resource `site-S` on such
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -105,9 +107,15 @@ def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
     try:
         from distributed import get_worker
 
-        worker = str(get_worker().address)
+        current: Any = get_worker()
+        worker = str(current.address)
     except (ImportError, ValueError):
-        worker = "local"
+        current, worker = None, "local"
+
+    def report(host: str, rows: list[dict[str, Any]]) -> None:  # each finished host, for the driver's progress
+        if current is not None:
+            current.log_event(payload["progress_topic"], [host, sorted({str(r["status"]) for r in rows})])
+
     known = catalogue()
     waived: Mapping[str, Mapping[str, str]] = payload["waived"]
     ctx = RunContext(
@@ -117,6 +125,7 @@ def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
         dry_run=payload["dry_run"],
         allow_lockout=payload["allow_lockout"],
         waived=lambda host, control: waived.get(host, {}).get(control),
+        on_host_done=report,
     )
     nr = nornir_from(payload["hosts"], payload["groups"], payload["defaults"], payload["workers"])
     try:
@@ -158,6 +167,8 @@ class DaskRunner:
         self.cluster: Any = None
         self.worker_count = 0
         self.shards: list[dict[str, Any]] = []
+        self.reported: set[str] = set()  # hosts the progress bar has counted
+        self.lock = threading.Lock()
         if self.address:
             inline = inline_secrets(nr)
             if inline:
@@ -213,8 +224,10 @@ class DaskRunner:
             "dry_run": ctx.dry_run, "allow_lockout": ctx.allow_lockout, "target_run": target_run,
             "workers": self.workers, "defaults": _entry(self.nr.inventory.defaults),
             "waived": self._waivers(hosts, [c.id for c in ctx.controls]),
+            "progress_topic": f"hardnir-progress-{ctx.run_id}",
         }
         futures: dict[Any, Shard] = {}
+        self.client.subscribe_topic(base["progress_topic"], lambda event: self._progress(ctx, *event[1]))
         for shard in self.plan(hosts):
             self.shards.append({"shard": shard.index, "hosts": len(shard.hosts), "key": shard.key,
                                 "site": shard.site, "worker": "", "status": "pending", "error": ""})
@@ -232,6 +245,28 @@ class DaskRunner:
             cause = f"{exc.__class__.__name__}: {exc}".splitlines()[0]
             for shard in futures.values():
                 self._fail(shard, ctx, phases, f"Dask run ended before this shard finished ({cause})"[:300])
+        finally:
+            with contextlib.suppress(Exception):
+                self.client.unsubscribe_topic(base["progress_topic"])
+
+    def _progress(self, ctx: Any, host: str, statuses: Sequence[str]) -> None:
+        """A worker finished `host`: count it now (its rows come with its shard)."""
+        with self.lock:
+            if host in self.reported:
+                return
+            self.reported.add(host)
+        ctx.on_host_done(host, [{"status": s} for s in statuses])
+
+    def _record(self, ctx: Any, host: str, rows: list[dict[str, Any]]) -> None:
+        """Keep a host's rows in `ctx`; the progress bar counts it unless a worker's report already did."""
+        with self.lock:
+            counted = host in self.reported
+            self.reported.add(host)
+        if counted:
+            with ctx.lock:
+                ctx.rows_by_host[host] = rows
+        else:
+            ctx.record(host, rows)
 
     def _waivers(self, hosts: Sequence[str], controls: Sequence[str]) -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = {}
@@ -253,13 +288,13 @@ class DaskRunner:
         rows: Mapping[str, list[dict[str, Any]]] = result["rows"]
         now = time.time()
         for host in shard.hosts:
-            ctx.record(host, rows.get(host) or ctx.error_rows(
+            self._record(ctx, host, rows.get(host) or ctx.error_rows(
                 host, phases, f"no result for this host from shard {shard.index} on worker {worker}", now))
         self.shards[shard.index].update(worker=worker, status="done")
 
     def _fail(self, shard: Shard, ctx: Any, phases: Sequence[str], message: str) -> None:
         now = time.time()
         for host in shard.hosts:
-            ctx.record(host, ctx.error_rows(host, phases, message, now))
+            self._record(ctx, host, ctx.error_rows(host, phases, message, now))
         self.shards[shard.index].update(status="failed", error=message)
 

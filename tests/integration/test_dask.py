@@ -26,9 +26,9 @@ import pytest
 pytest.importorskip("distributed")
 pytest.importorskip("asyncssh")
 
-from hardnir import api  # noqa: E402
-from hardnir.cli import main  # noqa: E402
-from hardnir.dask_runner import DaskRunError  # noqa: E402
+from hardnir import api
+from hardnir.cli import main
+from hardnir.dask_runner import DaskRunError
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -118,8 +118,19 @@ def cluster() -> Iterator[Cluster]:
 
 def test_local_cluster_gives_the_threaded_verdicts(fleet: Path, threaded: set[tuple[str, str, str, str]],
                                                    tmp_path: Path) -> None:
-    outcome = api.execute("audit", fleet, runner="dask", out=tmp_path / "run")
+    seen: list[str] = []
+
+    class Bar:  # the progress bar's interface: counts hosts as workers report them
+        def update(self, host: str, rows: list[dict[str, Any]]) -> None:
+            assert rows and all(r["status"] for r in rows)
+            seen.append(host)
+
+        def close(self) -> None:
+            pass
+
+    outcome = api.execute("audit", fleet, runner="dask", out=tmp_path / "run", progress=lambda total: Bar())
     assert _verdicts(outcome.rows) == threaded
+    assert sorted(seen) == sorted({v[0] for v in threaded})  # every host counted once
     meta = json.loads((tmp_path / "run/run.json").read_text())
     runner = meta["runner"]
     assert runner["name"] == "dask" and runner["scheduler"] == "local"
