@@ -220,3 +220,28 @@ def test_unreachable_scheduler_is_one_line(tmp_path: Path) -> None:
     assert proc.stderr.startswith("hardnir: error: cannot reach the Dask scheduler at tcp://127.0.0.1:")
     assert proc.stderr.count("\n") == 1
     assert time.monotonic() - started < 30
+
+
+def test_remediate_in_waves_then_rollback_on_an_external_cluster(
+        fleet: Path, threaded: set[tuple[str, str, str, str]], cluster: Cluster, tmp_path: Path) -> None:
+    """A wave's shards all finish before the next wave starts; the rollback (also on Dask) puts every host back:
+    a threaded audit afterwards gives the verdicts of the first threaded audit. Runs last: it changes the fleet."""
+    refused = {v[0] for v in threaded if v[3] == "error"}
+    hosts = sorted({v[0] for v in threaded} - refused)[:40]
+    rem = api.execute("remediate", fleet, hosts=hosts, wave_size=20, runner="dask", scheduler=cluster.address,
+                      out=tmp_path / "rem")
+    assert {r["host"] for r in rem.rows} == set(hosts)
+    assert any(r["status"] == "fixed" for r in rem.rows)
+    waves = rem.meta["waves"]
+    assert [(w["wave"], len(w["hosts"]), w["ran"]) for w in waves] == [(1, 20, True), (2, 20, True)]
+    first = [r for r in rem.rows if r["host"] in waves[0]["hosts"]]
+    second = [r for r in rem.rows if r["host"] in waves[1]["hosts"]]
+    wave1_end = max(r["started_at"].timestamp() + r["duration_s"] for r in first)
+    assert min(r["started_at"].timestamp() for r in second) >= wave1_end - 0.01
+    assert sum(s["hosts"] for s in rem.meta["runner"]["shards"]) == 40
+    rb = api.execute("rollback", fleet, hosts=hosts, target_run=tmp_path / "rem", runner="dask",
+                     scheduler=cluster.address, out=tmp_path / "rb")
+    assert any(r["status"] == "restored" for r in rb.rows)
+    assert not [r for r in rb.rows if r["status"] in ("error", "rollback_failed")]
+    after = api.execute("audit", fleet, hosts=hosts, out=tmp_path / "after")
+    assert _verdicts(after.rows) == {v for v in threaded if v[0] in hosts}
