@@ -23,9 +23,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from hardnir.shards import SHARDS_PER_WORKER, SITE_KEY, Shard, plan_shards, shard_key
@@ -136,6 +137,20 @@ def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {"worker": worker, "rows": ctx.rows_by_host}
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while worker processes are spawned (a terminal sends Ctrl-C to the whole process group; the
+    driver cancels the shards and stops the cluster itself, without a traceback from every worker)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def runbook_task(runbook: str) -> Callable[..., Any]:
     if runbook == "audit":
         from runbooks.audit import audit_host
@@ -187,7 +202,8 @@ class DaskRunner:
         else:
             import dask
 
-            with dask.config.set({"distributed.scheduler.allowed-failures": LOCAL_ALLOWED_FAILURES}):
+            with dask.config.set({"distributed.scheduler.allowed-failures": LOCAL_ALLOWED_FAILURES}), \
+                    _sigint_ignored():  # Ctrl-C is the driver's to handle; the workers inherit "ignore"
                 self.cluster = distributed.LocalCluster(
                     n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True, host="127.0.0.1",
                     dashboard_address=None, silence_logs=logging.ERROR)
