@@ -73,7 +73,7 @@ def threaded(fleet: Path, tmp_path_factory: pytest.TempPathFactory) -> set[tuple
 class Cluster:
     """`dask scheduler` plus worker processes (no nanny: a killed worker stays dead) on 127.0.0.1."""
 
-    def __init__(self, workers: int, env: dict[str, str] | None = None) -> None:
+    def __init__(self, workers: int, env: dict[str, str] | None = None, resources: tuple[str, ...] = ()) -> None:
         self.port = _free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
@@ -81,9 +81,10 @@ class Cluster:
                                            str(self.port), "--no-dashboard"], env=self.env,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.workers = [subprocess.Popen([str(BIN / "dask"), "worker", self.address, "--host", "127.0.0.1",
-                                          "--nthreads", "1", "--no-nanny", "--no-dashboard"], env=self.env,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                        for _ in range(workers)]
+                                          "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                                          *(["--resources", resources[i]] if i < len(resources) else [])],
+                                         env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        for i in range(workers)]
         from distributed import Client
 
         with Client(self.address, timeout=30) as client:
@@ -245,3 +246,38 @@ def test_remediate_in_waves_then_rollback_on_an_external_cluster(
     assert not [r for r in rb.rows if r["status"] in ("error", "rollback_failed")]
     after = api.execute("audit", fleet, hosts=hosts, out=tmp_path / "after")
     assert _verdicts(after.rows) == {v for v in threaded if v[0] in hosts}
+
+
+def test_shard_by_site_runs_on_the_site_worker(fleet: Path, threaded: set[tuple[str, str, str, str]],
+                                                tmp_path: Path) -> None:
+    """Hosts of group site-eu-1 (`hardnir_site: eu-1`) form one shard that runs on the worker started with
+    `--resources site-eu-1=1`; the others are cut as usual."""
+    import yaml
+
+    inv = tmp_path / "inv"
+    inv.mkdir()
+    hosts = yaml.safe_load((fleet / "hosts.yaml").read_text())
+    eu, chosen = sorted(hosts)[:40], sorted(hosts)[:80]
+    for name in eu:
+        hosts[name]["groups"] = ["site-eu-1"]
+    (inv / "hosts.yaml").write_text(yaml.safe_dump(hosts))
+    (inv / "groups.yaml").write_text("site-eu-1:\n  data:\n    hardnir_site: eu-1\n")
+    (inv / "defaults.yaml").write_text((fleet / "defaults.yaml").read_text())
+    c = Cluster(2, resources=("site-eu-1=1",))
+    try:
+        eu_worker = c.workers[0]
+        from distributed import Client
+
+        with Client(c.address, timeout=30) as client:
+            pids = client.run(os.getpid)
+        site_address = next(addr for addr, pid in pids.items() if pid == eu_worker.pid)
+        outcome = api.execute("audit", inv, hosts=chosen, runner="dask", scheduler=c.address, shard_by="site-",
+                              out=tmp_path / "run")
+    finally:
+        c.close()
+    assert _verdicts(outcome.rows) == {v for v in threaded if v[0] in chosen}
+    shards = outcome.meta["runner"]["shards"]
+    site_shards = [s for s in shards if s["site"]]
+    assert [(s["site"], s["key"], s["hosts"], s["worker"]) for s in site_shards] == [
+        ("eu-1", "site-eu-1", 40, site_address)]
+    assert sum(s["hosts"] for s in shards) == len(chosen) and outcome.meta["runner"]["shard_by"] == "site-"
