@@ -118,6 +118,9 @@ def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
             current.log_event(payload["progress_topic"], [host, sorted({str(r["status"]) for r in rows})])
 
     known = catalogue()
+    serial: Callable[[str], Any] | None = None
+    if current is not None and payload["runbook"] == "remediate":
+        serial = cluster_lock(payload["run_id"])
     waived: Mapping[str, Mapping[str, str]] = payload["waived"]
     ctx = RunContext(
         run_id=payload["run_id"],
@@ -128,6 +131,8 @@ def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
         waived=lambda host, control: waived.get(host, {}).get(control),
         on_host_done=report,
     )
+    if serial is not None:
+        ctx.serial_lock = serial
     nr = nornir_from(payload["hosts"], payload["groups"], payload["defaults"], payload["workers"])
     try:
         nr.run(task=runbook_task(payload["runbook"]), ctx=ctx,
@@ -135,6 +140,16 @@ def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
     finally:
         nr.close_connections(on_good=True, on_failed=True)
     return {"worker": worker, "rows": ctx.rows_by_host}
+
+
+def cluster_lock(run_id: str) -> Callable[[str], Any]:
+    """On a worker: `lock(key)`, a Dask distributed Lock per serial key of this run, shared by every worker, so a
+    serial control (etcd members restarted one at a time per cluster) stays serial across shards."""
+    from distributed import Lock, get_client
+
+    client = get_client()  # in the task's thread: Nornir's threads reach the scheduler through its connection
+    return lambda key: Lock(  # type: ignore[no-untyped-call]
+        f"hardnir-serial-{run_id}-{key}", scheduler_rpc=client.scheduler, loop=client.loop)
 
 
 @contextlib.contextmanager

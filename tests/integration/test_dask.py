@@ -76,7 +76,7 @@ class Cluster:
     def __init__(self, workers: int, env: dict[str, str] | None = None, resources: tuple[str, ...] = ()) -> None:
         self.port = _free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}  # workers import this module's tasks
         self.scheduler = subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
                                            str(self.port), "--no-dashboard"], env=self.env,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -281,3 +281,39 @@ def test_shard_by_site_runs_on_the_site_worker(fleet: Path, threaded: set[tuple[
     assert [(s["site"], s["key"], s["hosts"], s["worker"]) for s in site_shards] == [
         ("eu-1", "site-eu-1", 40, site_address)]
     assert sum(s["hosts"] for s in shards) == len(chosen) and outcome.meta["runner"]["shard_by"] == "site-"
+
+
+def _hold_serial_lock(run_id: str, key: str) -> tuple[float, float]:
+    """A task: take the run's serial lock for `key` from another thread (as Nornir's threads do) for 0.5 s."""
+    from hardnir.dask_runner import cluster_lock
+
+    lock = cluster_lock(run_id)
+    span: list[float] = []
+
+    def hold() -> None:
+        with lock(key):
+            span.append(time.time())
+            time.sleep(0.5)
+            span.append(time.time())
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    thread.join()
+    return span[0], span[1]
+
+
+def test_serial_lock_is_one_across_workers(cluster: Cluster) -> None:
+    """Serial controls (etcd members restarted one at a time) take a Dask Lock named after their key: two workers
+    holding the same key never overlap; different keys do not wait for each other."""
+    from distributed import Client
+
+    with Client(cluster.address, timeout=30) as client:
+        workers = sorted(client.scheduler_info()["workers"])
+        same = [client.submit(_hold_serial_lock, "run-1", "etcd-tls:cluster:a", workers=[w], pure=False)
+                for w in workers]
+        first, second = sorted(f.result(timeout=60) for f in same)
+        assert second[0] >= first[1]  # one after the other
+        other = [client.submit(_hold_serial_lock, "run-1", f"etcd-tls:single:{w}", workers=[w], pure=False)
+                 for w in workers]
+        first, second = sorted(f.result(timeout=60) for f in other)
+        assert second[0] < first[1]  # independent keys run side by side
