@@ -30,6 +30,8 @@ from hardnir import api
 from hardnir.cli import main
 from hardnir.dask_runner import DaskRunError
 
+pytestmark = pytest.mark.timeout(180)  # a hung cluster fails the test instead of blocking the suite
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 HOSTS = 200
