@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"sweep {w} workers: {summary['sweep'][-1]}")
         if not args.quick and biggest >= 1000:
             m = run_hardnir(workdir, 1000, 0, workers, "remediate")
-            complete, total = hosts_with_all_rows(workdir / "run-remediate-1000-0-" f"{workers}", 3)
+            complete, total = hosts_with_all_rows(workdir / f"run-remediate-1000-0-{workers}", 3)
             summary["remediate"] = {"hosts": total, "complete": complete, "wall_s": m.wall_s, "rc": m.rc,
                                     "statuses": m.extra.get("statuses")}
             runs.append(m)

@@ -28,7 +28,7 @@ import hashlib
 import json
 import shlex
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hardnir import ustar
@@ -308,10 +308,6 @@ def _build(items: tuple[tuple[str, str], ...]) -> Probe:
     return Probe("\n".join(out) + "\nexit 0\n", plan)
 
 
-def build_script(items: Iterable[tuple[str, str]]) -> str:
-    return build(items).script
-
-
 @dataclass(frozen=True)
 class Item:
     """One probe item's output."""
@@ -402,9 +398,3 @@ def parse_output(output: str, plan: Plan) -> dict[str, Item]:
                 items[name] = Item(0, text)
     return items
 
-
-def merge(*maps: Mapping[str, Item]) -> dict[str, Item]:
-    merged: dict[str, Item] = {}
-    for m in maps:
-        merged.update(m)
-    return merged
