@@ -163,9 +163,10 @@ for i in range({runs}):
 print(json.dumps(out))
 """
     log(f"memory: {runs} consecutive {size}-host audits through the API in one process")
-    proc = subprocess.run([str(PYTHON), "-c", code], capture_output=True, text=True, cwd=workdir, check=False)
+    # stderr passes through: the RSS after each audit shows in the log as the runs go.
+    proc = subprocess.run([str(PYTHON), "-c", code], stdout=subprocess.PIPE, text=True, cwd=workdir, check=False)
     if proc.returncode != 0:
-        log(f"memory run failed: {proc.stderr[-2000:]}")
+        log(f"memory run failed with exit status {proc.returncode} (its stderr is above)")
         return []
     for i in range(runs):
         shutil.rmtree(workdir / f"memory-run-{i}", ignore_errors=True)
@@ -195,8 +196,9 @@ def render(summary: dict[str, Any]) -> str:
     t = TARGETS
     lines = ["# hardnir on a simulated fleet", "",
              f"Recorded {summary['when']} on {summary['machine']}; {summary['rounds']} paired rounds per size, "
-             f"medians; hardnir `--workers {summary['workers']}`, floor `--threads {summary['workers']}`.", "",
-             "| hosts | tool | wall s | client CPU ms/host | peak RSS MB |", "|---|---|---|---|---|"]
+             f"medians; hardnir `--workers {summary['workers']}`, floor `--threads {summary['workers']}`.", ""]
+    if summary["sizes"]:
+        lines += ["| hosts | tool | wall s | client CPU ms/host | peak RSS MB |", "|---|---|---|---|---|"]
     for size, tools in summary["sizes"].items():
         for tool, v in tools.items():
             lines.append(f"| {size} | {tool} | {v['wall_s']:.2f} | {v['cpu_ms_per_host']:.2f} | {v['rss_mb']:.0f} |")
@@ -274,9 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-runs", type=int, default=10)
     parser.add_argument("--memory-size", type=int, default=10000, help="hosts per audit in the memory runs")
     parser.add_argument("--quick", action="store_true", help="skip the sweep, remediate, faults and memory runs")
-    parser.add_argument("--out", type=Path, default=RESULTS / "fleet")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the memory runs (--memory-runs audits of --memory-size hosts); writes "
+                             "results/fleet-memory.md unless --out is given")
+    parser.add_argument("--base-port", type=int, default=20000, help="first loopback port of the simulated fleet")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
+    out: Path = args.out or RESULTS / ("fleet-memory" if args.memory_only else "fleet")
     sys.path.insert(0, str(REPO))
     from hardnir.inventory import DEFAULT_WORKERS
 
@@ -289,9 +296,18 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                "machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}",
                                "rounds": args.rounds, "workers": workers, "sizes": {}}
+    if args.memory_only:
+        if args.memory_size + 1000 > limit:
+            raise SystemExit(f"{args.memory_size} hosts need more open files than the limit {limit}")
+        summary["sizes"] = {}
+        with simulated_fleet(args.memory_size, [args.memory_size], WORK.with_name("fleet-memory"),
+                             base_port=args.base_port) as workdir:
+            summary["memory_size"] = args.memory_size
+            summary["memory_mb"] = memory_runs(workdir, args.memory_size, args.memory_runs, workers)
+        return finish(summary, [], runs, out)
     sweep = [int(w) for w in args.sweep.split(",") if w] if not args.quick else []
     inv_sizes = sorted({*sizes, 1000, args.sweep_size, args.memory_size} if not args.quick else set(sizes))
-    with simulated_fleet(biggest, [s for s in inv_sizes if s <= biggest], WORK) as workdir:
+    with simulated_fleet(biggest, [s for s in inv_sizes if s <= biggest], WORK, base_port=args.base_port) as workdir:
         for size in sizes:
             floor_targets(workdir, size)
             rounds = args.rounds_large if size >= 10000 and args.rounds_large else args.rounds
@@ -328,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             summary["memory_size"] = args.memory_size
             summary["memory_mb"] = memory_runs(workdir, args.memory_size, args.memory_runs, workers)
     if not args.quick:
-        with simulated_fleet(1000, [1000], WORK.with_name("fleet-faults"), base_port=20000,
+        with simulated_fleet(1000, [1000], WORK.with_name("fleet-faults"), base_port=args.base_port,
                              extra=["--refuse", "0.01", "--hang", "0.01", "--drop", "0.01", "--slow", "0.01",
                                     "--slow-seconds", "3"]) as faulty:
             m = run_hardnir(faulty, 1000, 0, workers)
@@ -337,15 +353,19 @@ def main(argv: list[str] | None = None) -> int:
             summary["faults"] = {"hosts": total, "complete": complete, "errors": errors // CONTROLS_PER_HOST,
                                  "wall_s": m.wall_s, "rc": m.rc}
             log(f"faults: {summary['faults']}")
-    summary["verdicts"] = judge(summary, [s for s in sizes if s >= 1000] or sizes)
+    return finish(summary, [s for s in sizes if s >= 1000] or sizes, runs, out)
+
+
+def finish(summary: dict[str, Any], judged_sizes: list[int], runs: list[Measurement], out: Path) -> int:
+    """Judge the targets, write OUT.md and OUT.json, print the table; exit status 1 when a target is missed."""
+    summary["verdicts"] = judge(summary, judged_sizes)
     text = render(summary)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps({"summary": summary, "runs": [asdict(r) for r in runs]},
-                                                        indent=2, default=str))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(text)
+    out.with_suffix(".json").write_text(json.dumps({"summary": summary, "runs": [asdict(r) for r in runs]},
+                                                   indent=2, default=str))
     print(text)
     return 0 if all(v["ok"] for v in summary["verdicts"]) else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())
