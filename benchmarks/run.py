@@ -46,6 +46,7 @@ CACHE = HERE / ".cache"
 WORK = HERE / ".work"
 RESULTS = HERE / "results"
 REFERENCE_PROBE = HERE / "reference_probe.sh"
+REFERENCE_MARKER = b"HARDNIR-PROBE/2\n"  # the line reference_probe.sh prints before its archive, once per host
 LAB_LOCK = Path("/var/lock/hardnir-lab.lock")
 REMEDIATE_EXCLUDE = "core-wheel,sshd-socket"
 PYTHON_DEBS = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib")
@@ -337,7 +338,7 @@ def run_openssh(s: Setup, rnd: int) -> Measurement:
     out = s.work / "out" / f"openssh-{rnd}.txt"
     addresses = "".join(f"{h.address}\n" for h in s.lab.hosts)
     m = measure("openssh", s.hosts, rnd, openssh_argv(s), output=out, stdin=addresses)
-    answered = out.read_bytes().count(b"@@ 0 cmd:hostname\n")
+    answered = out.read_bytes().count(REFERENCE_MARKER)
     m.detail = f"{answered}/{s.hosts} answered"
     m.ok = m.ok and answered == s.hosts
     return m
