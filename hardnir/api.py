@@ -175,17 +175,13 @@ def execute(
     try:
         with paramiko_to(run_dir / RUN_LOG):
             if runbook == "audit":
-                from runbooks.audit import audit_host
-
-                nr.run(task=audit_host, ctx=ctx)
+                nr.run(task=_runbook_task("audit", "audit_host"), ctx=ctx)
             elif runbook == "remediate":
                 waves = _run_waves(nr, ctx, plan_waves(host_names, wave_size), max_fail_percent)
                 notes += [wave_note(w) for w in waves if w["ran"]]
                 notes += list(dict.fromkeys(w["stop_reason"] for w in waves if w["stop_reason"]))
             elif runbook == "rollback":
-                from runbooks.rollback import rollback_host
-
-                nr.run(task=rollback_host, ctx=ctx, target_run=rollback_of)
+                nr.run(task=_runbook_task("rollback", "rollback_host"), ctx=ctx, target_run=rollback_of)
             else:
                 raise ValueError(f"unknown runbook {runbook!r}")
     finally:
@@ -237,14 +233,21 @@ def execute(
     return RunOutcome(rows, meta, run_dir, code, notes, written)
 
 
+def _runbook_task(module: str, name: str) -> Callable[..., Any]:
+    """A host task of `hardnir.runbooks` (imported by name: mypy reads tasks/ and runbooks/ from their folders)."""
+    import importlib
+
+    task: Callable[..., Any] = getattr(importlib.import_module(f"hardnir.runbooks.{module}"), name)
+    return task
+
+
 def _host_failed(rows: Sequence[Mapping[str, Any]]) -> bool:
     return any(r["status"] in ("error", "fix_failed") for r in rows)
 
 
 def _run_waves(nr: Any, ctx: RunContext, waves: list[list[str]], max_fail_percent: float | None) -> list[WaveRecord]:
     """Remediate in waves (the first is the canary); stop before the next wave once failures pass the limit."""
-    from runbooks.remediate import remediate_host
-
+    remediate_host = _runbook_task("remediate", "remediate_host")
     records: list[WaveRecord] = []
     stop_reason = ""
     for number, wave in enumerate(waves, start=1):

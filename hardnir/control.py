@@ -222,11 +222,11 @@ def catalogue() -> dict[str, Control]:
     """Every control in `tasks/`, by id, in fix order."""
     global _CATALOGUE
     if _CATALOGUE is None:
-        import tasks
+        from hardnir import tasks
 
         found: list[Control] = []
         for info in pkgutil.iter_modules(tasks.__path__):
-            module = importlib.import_module(f"tasks.{info.name}")
+            module = importlib.import_module(f"hardnir.tasks.{info.name}")
             meta = getattr(module, "META", None)
             if isinstance(meta, ControlMeta):
                 if meta.severity not in SEVERITIES:
