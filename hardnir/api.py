@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from hardnir import __version__
 from hardnir.control import select
-from hardnir.engine import RunContext, today
+from hardnir.dates import today
 from hardnir.inventory import as_list, digest, files_of, filter_hosts, host_groups, init_nornir, secrets_of
+from hardnir.run_context import RunContext
 from hardnir.waves import WaveRecord, plan_waves, ran_wave, skipped_wave, wave_note
 
 if TYPE_CHECKING:
@@ -302,8 +303,8 @@ def collect_facts(inventory: str | Path, *, hosts: str | Iterable[str] | None = 
     from nornir.core.exceptions import NornirSubTaskError
     from nornir.core.task import Result, Task
 
-    from hardnir.engine import gather_facts, subtask_error
     from hardnir.hostdata import validate
+    from hardnir.nornir_tasks import gather_facts, subtask_error
 
     selected = select(controls)
     nr = filter_hosts(init_nornir(Path(inventory)), as_list(hosts), None)

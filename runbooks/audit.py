@@ -7,7 +7,8 @@ import time
 from nornir.core.exceptions import NornirSubTaskError
 from nornir.core.task import Result, Task
 
-from hardnir.engine import RunContext, check_control, connection, finish_host, gather_facts, subtask_error
+from hardnir.nornir_tasks import check_control, connection, gather_facts, subtask_error
+from hardnir.run_context import RunContext, finish_host
 
 
 def audit_host(task: Task, ctx: RunContext) -> Result:

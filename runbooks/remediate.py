@@ -12,17 +12,16 @@ from nornir.core.exceptions import NornirSubTaskError
 from nornir.core.task import Result, Task
 
 from hardnir.control import Finding
-from hardnir.engine import (
-    FixOutcome,
-    RunContext,
+from hardnir.fix_outcome import FixOutcome
+from hardnir.nornir_tasks import (
     check_control,
     connection,
-    finish_host,
     fix_control,
     gather_facts,
     gather_facts_via_fallback,
     subtask_error,
 )
+from hardnir.run_context import RunContext, finish_host
 
 
 def remediate_host(task: Task, ctx: RunContext) -> Result:

@@ -12,16 +12,15 @@ import time
 from nornir.core.exceptions import NornirSubTaskError
 from nornir.core.task import Result, Task
 
-from hardnir.engine import (
-    RunContext,
+from hardnir.nornir_tasks import (
     check_control,
     connection,
-    finish_host,
     gather_facts,
     gather_login,
     rollback_control,
     subtask_error,
 )
+from hardnir.run_context import RunContext, finish_host
 
 
 def rollback_host(task: Task, ctx: RunContext, target_run: str) -> Result:
