@@ -23,11 +23,13 @@ from hardnir.control import select
 from hardnir.dates import today
 from hardnir.inventory import as_list, digest, files_of, filter_hosts, host_groups, init_nornir, secrets_of
 from hardnir.run_context import RunContext
+from hardnir.runbook import Runbook, runbook_named
 from hardnir.waves import WaveRecord, plan_waves, ran_wave, skipped_wave, wave_note
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from hardnir.control import Control
     from hardnir.waivers import Waiver
 
 EXIT_OK = 0
@@ -59,17 +61,14 @@ def new_run_id(runbook: str) -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{runbook}-{secrets.token_hex(3)}"
 
 
-def exit_code(rows: Iterable[Mapping[str, Any]], runbook: str = "audit") -> int:
+def exit_code(rows: Iterable[Mapping[str, Any]], judged_phases: Sequence[str] = ()) -> int:
     """4 unreachable/error, else 3 a fix or rollback failed, else 1 non-compliant, else 0.
 
-    remediate is judged on its outcome (fix and verify rows, not the findings it fixed); rollback on whether the
-    undo worked (the state it restores is the old, possibly non-compliant one, which is what was asked for).
+    A runbook is judged on its `judged_phases` rows (all rows when empty) and on every error: remediate on its
+    outcome (fix and verify rows, not the findings it fixed); rollback on whether the undo worked (the state it
+    restores is the old, possibly non-compliant one, which is what was asked for).
     """
-    rows = list(rows)
-    if runbook == "remediate":
-        rows = [r for r in rows if r["phase"] != "check"]
-    elif runbook == "rollback":
-        rows = [r for r in rows if r["phase"] == "rollback" or r["status"] == "error"]
+    rows = [r for r in rows if not judged_phases or r["phase"] in judged_phases or r["status"] == "error"]
     statuses = {str(r["status"]) for r in rows}
     if "error" in statuses:
         return EXIT_UNREACHABLE
@@ -93,7 +92,7 @@ def _waiver_lookup(waivers: Sequence[Waiver], groups: Mapping[str, Sequence[str]
 
 
 def execute(
-    runbook: str,
+    runbook: str | Runbook,
     inventory: str | Path,
     *,
     controls: str | Iterable[str] | None = None,
@@ -125,6 +124,7 @@ def execute(
     from hardnir.store import write_run
     from hardnir.waivers import apply_waivers
 
+    book = runbook_named(runbook) if isinstance(runbook, str) else runbook
     inventory_dir = Path(inventory)
     selected = select(controls, exclude, severity)
     full = init_nornir(inventory_dir, workers)
@@ -146,25 +146,25 @@ def execute(
             raise WaiverError(f"{waivers}: {unknown[0]} (--strict-waivers)")
         notes += [f"warning: {waivers}: {line}" for line in unknown]
     rollback_of = ""
-    if runbook == "rollback":
+    if book.undoes:
         if target_run is None:
-            raise ValueError("rollback needs --run RUN_DIR (the remediation run to undo)")
+            raise ValueError(f"{book.name} needs --run RUN_DIR (the {book.undoes} run to undo)")
         from hardnir.store import read_meta
 
         target_meta = read_meta(Path(target_run))
         rollback_of = str(target_meta.get("run_id", ""))
-        if target_meta.get("runbook") != "remediate":
-            raise ValueError(f"{target_run}: not a remediation run (runbook {target_meta.get('runbook')!r})")
+        if target_meta.get("runbook") != book.undoes:
+            raise ValueError(f"{target_run}: not a {book.undoes} run (runbook {target_meta.get('runbook')!r})")
         recorded = target_meta.get("controls")
         if isinstance(recorded, Mapping) and not controls:
             selected = [c for c in selected if c.id in recorded]
-    run_id = new_run_id(runbook)
+    run_id = new_run_id(book.name)
     run_dir = prepare_run_dir(Path(out) if out else Path("runs") / run_id)
     started = datetime.now(UTC)
     ticker = progress(len(host_names)) if progress else None
     ctx = RunContext(
         run_id=run_id,
-        runbook=runbook,
+        runbook=book.name,
         controls=selected,
         dry_run=dry_run,
         allow_lockout=allow_lockout,
@@ -175,32 +175,29 @@ def execute(
     t0 = time.monotonic()
     try:
         with paramiko_to(run_dir / RUN_LOG):
-            if runbook == "audit":
-                nr.run(task=_runbook_task("audit", "audit_host"), ctx=ctx)
-            elif runbook == "remediate":
-                waves = _run_waves(nr, ctx, plan_waves(host_names, wave_size), max_fail_percent)
+            task_options = {"target_run": rollback_of} if book.undoes else {}
+            if book.waves:
+                waves = _run_waves(nr, ctx, book, plan_waves(host_names, wave_size), max_fail_percent,
+                                   task_options)
                 notes += [wave_note(w) for w in waves if w["ran"]]
                 notes += list(dict.fromkeys(w["stop_reason"] for w in waves if w["stop_reason"]))
-            elif runbook == "rollback":
-                nr.run(task=_runbook_task("rollback", "rollback_host"), ctx=ctx, target_run=rollback_of)
             else:
-                raise ValueError(f"unknown runbook {runbook!r}")
+                nr.run(task=book.host_task, ctx=ctx, **task_options)
     finally:
         nr.close_connections(on_good=True, on_failed=True)
         if ticker:
             ticker.close()
-    phases = {"audit": ["check"], "remediate": ["check", "fix", "verify"], "rollback": ["rollback", "verify"]}[runbook]
     rows: list[dict[str, Any]] = []
     for host in host_names:
         host_rows = ctx.rows_by_host.get(host)
         if host_rows is None:
-            host_rows = ctx.error_rows(host, phases, "no result: the runner lost this host", time.time())
+            host_rows = ctx.error_rows(host, book.phases, "no result: the runner lost this host", time.time())
         rows.extend(host_rows)
     rows = apply_waivers(rows, loaded_waivers, groups_of, today())
-    code = exit_code(rows, runbook)
+    code = exit_code(rows, book.judged_phases)
     meta: dict[str, Any] = {
         "run_id": run_id,
-        "runbook": runbook,
+        "runbook": book.name,
         "operator": os.environ.get("SUDO_USER") or getpass.getuser(),
         "client_host": socket.gethostname(),
         "started_at": started.isoformat(),
@@ -211,6 +208,7 @@ def execute(
         "inventory_digest": digest(inventory_dir),
         "hosts": host_names,
         "controls": {c.id: c.meta.version for c in selected},
+        "plugins": _plugins_used(book, selected),
         "options": {
             "controls": as_list(controls) if controls else None,
             "exclude": as_list(exclude) if exclude else None,
@@ -234,32 +232,35 @@ def execute(
     return RunOutcome(rows, meta, run_dir, code, notes, written)
 
 
-def _runbook_task(module: str, name: str) -> Callable[..., Any]:
-    """A host task of `hardnir.runbooks` (imported by name: mypy reads tasks/ and runbooks/ from their folders)."""
-    import importlib
+def _plugins_used(book: Runbook, selected: Sequence[Control]) -> dict[str, Any]:
+    """The packages outside hardnir that this run used (controls and runbook), with their versions."""
+    def package(distribution: str, version: str) -> dict[str, str]:
+        return {"distribution": distribution, "version": version}
 
-    task: Callable[..., Any] = getattr(importlib.import_module(f"hardnir.runbooks.{module}"), name)
-    return task
+    return {
+        "controls": {c.id: package(c.distribution, c.version) for c in selected if c.distribution},
+        "runbook": package(book.distribution, book.version) if book.distribution else None,
+    }
 
 
 def _host_failed(rows: Sequence[Mapping[str, Any]]) -> bool:
     return any(r["status"] in ("error", "fix_failed") for r in rows)
 
 
-def _run_waves(nr: Any, ctx: RunContext, waves: list[list[str]], max_fail_percent: float | None) -> list[WaveRecord]:
-    """Remediate in waves (the first is the canary); stop before the next wave once failures pass the limit."""
-    remediate_host = _runbook_task("remediate", "remediate_host")
+def _run_waves(nr: Any, ctx: RunContext, book: Runbook, waves: list[list[str]], max_fail_percent: float | None,
+               task_options: Mapping[str, Any]) -> list[WaveRecord]:
+    """Run in waves (the first is the canary); stop before the next wave once failures pass the limit."""
     records: list[WaveRecord] = []
     stop_reason = ""
     for number, wave in enumerate(waves, start=1):
         if stop_reason:
             now = time.time()
             for host in wave:
-                ctx.record(host, ctx.error_rows(host, ["check", "fix", "verify"], stop_reason, now))
+                ctx.record(host, ctx.error_rows(host, book.phases, stop_reason, now))
             records.append(skipped_wave(number, len(waves), wave, stop_reason))
             continue
         members = set(wave)
-        nr.filter(filter_func=lambda h, m=members: h.name in m).run(task=remediate_host, ctx=ctx)
+        nr.filter(filter_func=lambda h, m=members: h.name in m).run(task=book.host_task, ctx=ctx, **task_options)
         failed = [h for h in wave if _host_failed(ctx.rows_by_host.get(h, [{"status": "error"}]))]
         record = ran_wave(number, len(waves), wave, failed)
         records.append(record)

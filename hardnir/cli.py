@@ -63,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-fail-percent", type=bounded(float, 0, 100), metavar="P",
                    help="stop before the next wave once more than P%% of a wave's hosts failed")
 
+    p = sub.add_parser("run", help="run any runbook by name, including those of installed plugins", epilog=EPILOG,
+                       description="Run a runbook of the registry (audit, remediate, rollback, or one a package "
+                       "adds through the hardnir.runbooks entry point) with the run machinery of the others.")
+    p.add_argument("runbook", metavar="RUNBOOK", help="the runbook's name")
+    _selection(p)
+    p.add_argument("--run", metavar="RUN_DIR", help="for a runbook that undoes another: the run directory to undo")
+    p.add_argument("--dry-run", action="store_true", help="change nothing (for runbooks that change hosts)")
+    p.add_argument("--allow-lockout", action="store_true", help="as for remediate")
+
     p = sub.add_parser("rollback", help="undo a remediation run", epilog=EPILOG,
                        description="Undo what a remediation run changed, from the pre-state it recorded.")
     p.add_argument("-i", "--inventory", required=True, metavar="INVENTORY_DIR", help="inventory folder")
@@ -171,22 +180,25 @@ def _run(args: argparse.Namespace) -> int:
     from hardnir import api
     from hardnir.progress import factory
 
+    runbook = args.runbook if args.command == "run" else args.command
     options: dict[str, Any] = {
         "controls": args.controls,
         "hosts": args.hosts,
         "workers": args.workers,
         "out": args.out,
-        "progress": None if args.quiet else factory(args.command),
+        "progress": None if args.quiet else factory(runbook),
     }
-    if args.command in ("audit", "remediate"):
+    if args.command in ("audit", "remediate", "run"):
         options.update(exclude=args.exclude, severity=args.severity, groups=args.groups, waivers=args.waivers,
                        strict_waivers=args.strict_waivers)
     if args.command == "remediate":
         options.update(dry_run=args.dry_run, allow_lockout=args.allow_lockout, wave_size=args.wave_size,
                        max_fail_percent=args.max_fail_percent)
+    if args.command == "run":
+        options.update(dry_run=args.dry_run, allow_lockout=args.allow_lockout, target_run=args.run)
     if args.command == "rollback":
         options["target_run"] = args.run
-    outcome = api.execute(args.command, args.inventory, **options)
+    outcome = api.execute(runbook, args.inventory, **options)
     if args.command == "remediate" and args.dry_run and not args.quiet and args.format == "table":
         _print_plans(outcome.rows)
     run_dir, notes, code = outcome.run_dir, outcome.notes, outcome.exit_code

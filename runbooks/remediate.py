@@ -22,6 +22,7 @@ from hardnir.nornir_tasks import (
     subtask_error,
 )
 from hardnir.run_context import RunContext, finish_host
+from hardnir.runbook import Runbook
 
 
 def remediate_host(task: Task, ctx: RunContext) -> Result:
@@ -95,3 +96,7 @@ def _reprobe(task: Task, ctx: RunContext, outcomes: dict[str, FixOutcome]) -> di
         except NornirSubTaskError:
             return {c.id: Finding("error", "", "", f"re-check failed: {reason}") for c in ctx.controls}
     return {c.id: task.run(task=check_control, control=c, facts=facts)[0].result for c in ctx.controls}
+
+
+RUNBOOK = Runbook("remediate", phases=("check", "fix", "verify"), host_task=remediate_host,
+                  judged_phases=("fix", "verify"), waves=True)

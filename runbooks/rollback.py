@@ -21,6 +21,7 @@ from hardnir.nornir_tasks import (
     subtask_error,
 )
 from hardnir.run_context import RunContext, finish_host
+from hardnir.runbook import Runbook
 
 
 def rollback_host(task: Task, ctx: RunContext, target_run: str) -> Result:
@@ -54,3 +55,7 @@ def rollback_host(task: Task, ctx: RunContext, target_run: str) -> Result:
                                fingerprint=fingerprint)
     finish_host(task, ctx, rows)
     return Result(host=task.host, result=rows)
+
+
+RUNBOOK = Runbook("rollback", phases=("rollback", "verify"), host_task=rollback_host, judged_phases=("rollback",),
+                  undoes="remediate")
