@@ -21,13 +21,20 @@ from typing import TYPE_CHECKING, Any
 from hardnir import __version__
 from hardnir.control import select
 from hardnir.dates import today
-from hardnir.inventory import as_list, digest, files_of, filter_hosts, host_groups, init_nornir, secrets_of
+from hardnir.inventory import as_list, host_groups, secrets_of
+from hardnir.inventory_source import open_fleet
 from hardnir.run_context import RunContext
 from hardnir.runbook import Runbook, runbook_named
 from hardnir.waves import WaveRecord, plan_waves, ran_wave, skipped_wave, wave_note
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     import pandas as pd
+    from nornir.core import Nornir
+
+    # a SimpleInventory folder, a Nornir config file or an initialised Nornir object (its hosts are the selection)
+    Source: TypeAlias = str | Path | Nornir | None
 
     from hardnir.control import Control
     from hardnir.waivers import Waiver
@@ -93,8 +100,9 @@ def _waiver_lookup(waivers: Sequence[Waiver], groups: Mapping[str, Sequence[str]
 
 def execute(
     runbook: str | Runbook,
-    inventory: str | Path,
+    inventory: Source = None,
     *,
+    config: str | Path | None = None,
     controls: str | Iterable[str] | None = None,
     exclude: str | Iterable[str] | None = None,
     severity: str | Iterable[str] | None = None,
@@ -114,6 +122,9 @@ def execute(
 ) -> RunOutcome:
     """Run one runbook end to end. Raises ValueError subclasses (one-line messages) on bad input.
 
+    `inventory` is a SimpleInventory folder, a Nornir config file or an initialised Nornir object (whose hosts,
+    e.g. an `nr.filter(...)`, are the selection); `config` names a Nornir config file instead.
+
     `processors` are Nornir processors attached to the run (e.g. to log or observe every task).
     Everything that can be checked without a host is checked before the first connection: parameters,
     waivers, the run directory (`strict_waivers`: a waiver naming an unknown host or group is an error).
@@ -125,15 +136,14 @@ def execute(
     from hardnir.waivers import apply_waivers
 
     book = runbook_named(runbook) if isinstance(runbook, str) else runbook
-    inventory_dir = Path(inventory)
     selected = select(controls, exclude, severity)
-    full = init_nornir(inventory_dir, workers)
-    nr = filter_hosts(full, as_list(hosts), as_list(groups))
-    validate(nr, files_of(inventory_dir))  # every parameter checked before any connection
+    fleet, full = open_fleet(inventory, config=config, workers=workers, hosts=as_list(hosts), groups=as_list(groups))
+    nr = fleet.nr
+    validate(nr, fleet.files)  # every parameter checked before any connection
     if processors:
         nr = nr.with_processors(list(processors))
-    host_names = list(nr.inventory.hosts)
-    groups_of = host_groups(nr)
+    host_names = fleet.host_names
+    groups_of = host_groups(full)
     loaded_waivers: list[Waiver] = []
     notes: list[str] = []
     if waivers:
@@ -191,7 +201,8 @@ def execute(
     for host in host_names:
         host_rows = ctx.rows_by_host.get(host)
         if host_rows is None:
-            host_rows = ctx.error_rows(host, book.phases, "no result: the runner lost this host", time.time())
+            why = fleet.unusable.get(host, "no result: the runner lost this host")
+            host_rows = ctx.error_rows(host, book.phases, why, time.time())
         rows.extend(host_rows)
     rows = apply_waivers(rows, loaded_waivers, groups_of, today())
     code = exit_code(rows, book.judged_phases)
@@ -204,8 +215,8 @@ def execute(
         "finished_at": datetime.now(UTC).isoformat(),
         "wall_time_s": round(time.monotonic() - t0, 3),
         "hardnir_version": __version__,
-        "inventory": str(inventory_dir.resolve()),
-        "inventory_digest": digest(inventory_dir),
+        "inventory": fleet.source,
+        "inventory_digest": fleet.digest,
         "hosts": host_names,
         "controls": {c.id: c.meta.version for c in selected},
         "plugins": _plugins_used(book, selected),
@@ -216,6 +227,7 @@ def execute(
             "hosts": as_list(hosts),
             "groups": as_list(groups),
             "workers": workers,
+            "config": str(config) if config else None,
             "waivers": str(waivers) if waivers else None,
             "dry_run": dry_run,
             "allow_lockout": allow_lockout,
@@ -271,25 +283,25 @@ def _run_waves(nr: Any, ctx: RunContext, book: Runbook, waves: list[list[str]], 
     return records
 
 
-def audit(inventory: str | Path, **options: Any) -> pd.DataFrame:
+def audit(inventory: Source = None, **options: Any) -> pd.DataFrame:
     """Read-only audit of the inventory; returns the run's DataFrame."""
     return execute("audit", inventory, **options).frame()
 
 
-def remediate(inventory: str | Path, **options: Any) -> pd.DataFrame:
+def remediate(inventory: Source = None, **options: Any) -> pd.DataFrame:
     """check -> fix -> verify (pass dry_run=True to only plan); returns the run's DataFrame."""
     return execute("remediate", inventory, **options).frame()
 
 
-def rollback(inventory: str | Path, run: str | Path, **options: Any) -> pd.DataFrame:
+def rollback(inventory: Source, run: str | Path, **options: Any) -> pd.DataFrame:
     """Undo the remediation run in `run` (its run directory); returns the rollback run's DataFrame."""
     return execute("rollback", inventory, target_run=run, **options).frame()
 
 
-def gather(inventory: str | Path, *, hosts: str | Iterable[str] | None = None,
+def gather(inventory: Source = None, *, config: str | Path | None = None, hosts: str | Iterable[str] | None = None,
            controls: str | Iterable[str] | None = None) -> str:
     """The raw probe items of each host as YAML (`{host: {item: {rc, text}}}`), e.g. to record test fixtures."""
-    return dump_facts(collect_facts(inventory, hosts=hosts, controls=controls))
+    return dump_facts(collect_facts(inventory, config=config, hosts=hosts, controls=controls))
 
 
 def dump_facts(found: Mapping[str, Any]) -> str:
@@ -298,7 +310,8 @@ def dump_facts(found: Mapping[str, Any]) -> str:
     return str(yaml.safe_dump(dict(found), sort_keys=True, allow_unicode=True, width=1000))
 
 
-def collect_facts(inventory: str | Path, *, hosts: str | Iterable[str] | None = None,
+def collect_facts(inventory: Source = None, *, config: str | Path | None = None,
+                  hosts: str | Iterable[str] | None = None,
                   controls: str | Iterable[str] | None = None) -> dict[str, Any]:
     """`{host: {item: {rc, text}}}`, or `{host: {"error": why}}` for a host that could not be read."""
     from nornir.core.exceptions import NornirSubTaskError
@@ -308,9 +321,10 @@ def collect_facts(inventory: str | Path, *, hosts: str | Iterable[str] | None = 
     from hardnir.nornir_tasks import gather_facts, subtask_error
 
     selected = select(controls)
-    nr = filter_hosts(init_nornir(Path(inventory)), as_list(hosts), None)
-    validate(nr, files_of(Path(inventory)))
-    found: dict[str, Any] = {}
+    fleet, _ = open_fleet(inventory, config=config, hosts=as_list(hosts))
+    nr = fleet.nr
+    validate(nr, fleet.files)
+    found: dict[str, Any] = {host: {"error": why} for host, why in fleet.unusable.items()}
 
     def collect(task: Task) -> Result:
         try:
