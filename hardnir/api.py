@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,7 +22,7 @@ from hardnir.control import select
 from hardnir.dates import today
 from hardnir.inventory import as_list, host_groups, secrets_of
 from hardnir.inventory_source import open_fleet
-from hardnir.run_context import RunContext
+from hardnir.run_context import RunContext, new_run_id
 from hardnir.runbook import Runbook, runbook_named
 from hardnir.waves import WaveRecord, plan_waves, ran_wave, skipped_wave, wave_note
 
@@ -62,10 +61,6 @@ class RunOutcome:
         df.attrs["run_dir"] = str(self.run_dir)
         df.attrs["exit_code"] = self.exit_code
         return df
-
-
-def new_run_id(runbook: str) -> str:
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{runbook}-{secrets.token_hex(3)}"
 
 
 def exit_code(rows: Iterable[Mapping[str, Any]], judged_phases: Sequence[str] = ()) -> int:
@@ -125,7 +120,8 @@ def execute(
     `inventory` is a SimpleInventory folder, a Nornir config file or an initialised Nornir object (whose hosts,
     e.g. an `nr.filter(...)`, are the selection); `config` names a Nornir config file instead.
 
-    `processors` are Nornir processors attached to the run (e.g. to log or observe every task).
+    `processors` are Nornir processors attached to the run next to those of a Nornir object passed in (e.g.
+    nornir_rich's, or one that logs every task); `progress(total)` makes hardnir's own progress processor.
     Everything that can be checked without a host is checked before the first connection: parameters,
     waivers, the run directory (`strict_waivers`: a waiver naming an unknown host or group is an error).
     """
@@ -140,8 +136,6 @@ def execute(
     fleet, full = open_fleet(inventory, config=config, workers=workers, hosts=as_list(hosts), groups=as_list(groups))
     nr = fleet.nr
     validate(nr, fleet.files)  # every parameter checked before any connection
-    if processors:
-        nr = nr.with_processors(list(processors))
     host_names = fleet.host_names
     groups_of = host_groups(full)
     loaded_waivers: list[Waiver] = []
@@ -171,7 +165,8 @@ def execute(
     run_id = new_run_id(book.name)
     run_dir = prepare_run_dir(Path(out) if out else Path("runs") / run_id)
     started = datetime.now(UTC)
-    ticker = progress(len(host_names)) if progress else None
+    ticker = progress(len(host_names)) if progress else None  # a Nornir processor (hardnir.progress)
+    nr = nr.with_processors([*nr.processors, *processors, *([ticker] if ticker else [])])
     ctx = RunContext(
         run_id=run_id,
         runbook=book.name,
@@ -179,7 +174,6 @@ def execute(
         dry_run=dry_run,
         allow_lockout=allow_lockout,
         waived=_waiver_lookup(loaded_waivers, groups_of),
-        on_host_done=(lambda host, rows: ticker.update(host, rows)) if ticker else (lambda host, rows: None),
     )
     waves: list[WaveRecord] = []
     t0 = time.monotonic()
@@ -194,7 +188,7 @@ def execute(
             else:
                 nr.run(task=book.host_task, ctx=ctx, **task_options)
     finally:
-        nr.close_connections(on_good=True, on_failed=True)
+        fleet.nr.close_connections(on_good=True, on_failed=True)  # without the processors: not a runbook task
         if ticker:
             ticker.close()
     rows: list[dict[str, Any]] = []

@@ -250,6 +250,16 @@ def _checked(control: Control) -> Control:
     return control
 
 
+def as_control(control: str | Control) -> Control:
+    """A Control from itself or its id (Nornir tasks take either)."""
+    if isinstance(control, Control):
+        return control
+    found = catalogue().get(control)
+    if found is None:
+        raise ControlError(f"unknown control id: {control} (known: {', '.join(catalogue())})")
+    return found
+
+
 def parse_ids(value: str | Iterable[str] | None) -> list[str]:
     if value is None:
         return []

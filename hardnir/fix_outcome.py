@@ -13,8 +13,9 @@ from hardnir import fixes
 class FixOutcome:
     status: str
     message: str
-    changed: bool
+    changed: bool  # the host was changed (also a fix that failed half-way)
     evidence: Mapping[str, Any]
+    run_id: str = ""  # the run the change is recorded under on the host (what `rollback_control` takes)
 
 
 def apply_failure(code: int, stderr: str) -> tuple[str, str, bool]:

@@ -7,6 +7,7 @@ compose tasks. `finish_host` is the end of every host's runbook: keep summaries,
 from __future__ import annotations
 
 import contextlib
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +21,10 @@ from hardnir.control import Control, Finding
 from hardnir.facts import Facts
 
 
+def new_run_id(runbook: str) -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{runbook}-{secrets.token_hex(3)}"
+
+
 @dataclass
 class RunContext:
     """What every task of one runbook invocation shares."""
@@ -30,7 +35,6 @@ class RunContext:
     dry_run: bool = False
     allow_lockout: bool = False
     waived: Callable[[str, str], str | None] = lambda host, control: None
-    on_host_done: Callable[[str, list[dict[str, Any]]], None] = lambda host, rows: None
     rows_by_host: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -88,7 +92,6 @@ class RunContext:
     def record(self, host: str, rows: list[dict[str, Any]]) -> None:
         with self.lock:
             self.rows_by_host[host] = rows
-        self.on_host_done(host, rows)
 
 def release_facts(task: Task) -> None:
     """Keep a one-line summary of each Facts and Finding this host task produced, not the objects themselves: at
