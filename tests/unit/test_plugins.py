@@ -99,3 +99,12 @@ def test_a_broken_plugin_is_one_line(site: Path, tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "hardnir: error: entry point 'wrong-name' of hardnir-broken 9.9.9: control id 'login-banner' differs "
         "from the entry point name"]
+
+
+def test_the_readme_shows_the_complete_control_package_in_under_40_lines() -> None:
+    readme = (PLUGINS.parents[1] / "README.md").read_text()
+    files = sorted((PLUGINS / "hardnir-login-banner").iterdir())
+    assert [f.name for f in files] == ["hardnir_login_banner.py", "pyproject.toml"]
+    assert sum(len(f.read_text().splitlines()) for f in files) < 40
+    for f in files:
+        assert f.read_text().rstrip() in readme, f"README does not show {f.name} as it is"
