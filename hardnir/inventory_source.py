@@ -27,11 +27,7 @@ class Fleet:
     digest: str
     files: Mapping[str, str] = field(default_factory=dict)  # file names -> paths, for messages
     unusable: dict[str, str] = field(default_factory=dict)  # selected host -> why it cannot be connected to
-
-    @property
-    def host_names(self) -> list[str]:
-        """Every selected host, the unusable ones included (in inventory order)."""
-        return [*self.nr.inventory.hosts, *(h for h in self.unusable if h not in self.nr.inventory.hosts)]
+    host_names: list[str] = field(default_factory=list)  # every selected host, unusable ones included, in order
 
 
 def is_nornir(value: object) -> bool:
@@ -58,10 +54,11 @@ def open_fleet(inventory: Any = None, *, config: str | Path | None = None, worke
     if not logging.getLogger("nornir").handlers:  # no logging configured: no tracebacks on stderr either
         quiet_nornir_log()
     nr = filter_hosts(full, hosts, groups)
+    names = list(nr.inventory.hosts)
     unusable = {name: why for name, host in nr.inventory.hosts.items() if (why := address_problem(host))}
     if unusable:
         nr = nr.filter(filter_func=lambda h: h.name not in unusable)
-    return Fleet(nr, source, fingerprint, files, unusable), full
+    return Fleet(nr, source, fingerprint, files, unusable, names), full
 
 
 def address_problem(host: Any) -> str:

@@ -86,11 +86,11 @@ def test_hardnir_validates_whatever_inventory_results(tmp_path: Path) -> None:
         api.execute("audit", config=ansible_config(tmp_path / "inv", typo), out=tmp_path / "run")
     InventoryPluginRegister.register("ListInventory", ListInventory)
     nr = InitNornir(inventory={"plugin": "ListInventory", "options": {"hosts": [
-        {"name": "ok", "hostname": "127.0.0.1", "port": 1}, {"name": "nowhere"},
+        {"name": "nowhere"}, {"name": "ok", "hostname": "127.0.0.1", "port": 1},
         {"name": "badport", "hostname": "127.0.0.1", "port": 70000}]}}, logging={"enabled": False})
     outcome = api.execute("audit", nr, controls="core-rkt", out=tmp_path / "run2")
     messages = {r["host"]: r["message"] for r in outcome.rows}
-    assert list(messages) == ["ok", "nowhere", "badport"]
+    assert list(messages) == ["nowhere", "ok", "badport"]  # inventory order, unusable hosts included
     assert messages["nowhere"] == "inventory: the host has no hostname"
     assert messages["badport"] == "inventory: port must be a number 1-65535, not 70000"
 
