@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,13 +19,23 @@ from typing import TYPE_CHECKING, Any
 
 from hardnir import __version__
 from hardnir.control import select
-from hardnir.engine import RunContext, today
-from hardnir.inventory import as_list, digest, files_of, filter_hosts, host_groups, init_nornir, secrets_of
+from hardnir.dates import today
+from hardnir.inventory import as_list, host_groups, secrets_of
+from hardnir.inventory_source import open_fleet
+from hardnir.run_context import RunContext, new_run_id
+from hardnir.runbook import Runbook, runbook_named
 from hardnir.waves import WaveRecord, plan_waves, ran_wave, skipped_wave, wave_note
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from typing import TypeAlias
 
+    import pandas as pd
+    from nornir.core import Nornir
+
+    # a SimpleInventory folder, a Nornir config file or an initialised Nornir object (its hosts are the selection)
+    Source: TypeAlias = str | Path | Nornir | None
+
+    from hardnir.control import Control
     from hardnir.waivers import Waiver
 
 EXIT_OK = 0
@@ -54,21 +63,14 @@ class RunOutcome:
         return df
 
 
-def new_run_id(runbook: str) -> str:
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{runbook}-{secrets.token_hex(3)}"
-
-
-def exit_code(rows: Iterable[Mapping[str, Any]], runbook: str = "audit") -> int:
+def exit_code(rows: Iterable[Mapping[str, Any]], judged_phases: Sequence[str] = ()) -> int:
     """4 unreachable/error, else 3 a fix or rollback failed, else 1 non-compliant, else 0.
 
-    remediate is judged on its outcome (fix and verify rows, not the findings it fixed); rollback on whether the
-    undo worked (the state it restores is the old, possibly non-compliant one, which is what was asked for).
+    A runbook is judged on its `judged_phases` rows (all rows when empty) and on every error: remediate on its
+    outcome (fix and verify rows, not the findings it fixed); rollback on whether the undo worked (the state it
+    restores is the old, possibly non-compliant one, which is what was asked for).
     """
-    rows = list(rows)
-    if runbook == "remediate":
-        rows = [r for r in rows if r["phase"] != "check"]
-    elif runbook == "rollback":
-        rows = [r for r in rows if r["phase"] == "rollback" or r["status"] == "error"]
+    rows = [r for r in rows if not judged_phases or r["phase"] in judged_phases or r["status"] == "error"]
     statuses = {str(r["status"]) for r in rows}
     if "error" in statuses:
         return EXIT_UNREACHABLE
@@ -92,9 +94,10 @@ def _waiver_lookup(waivers: Sequence[Waiver], groups: Mapping[str, Sequence[str]
 
 
 def execute(
-    runbook: str,
-    inventory: str | Path,
+    runbook: str | Runbook,
+    inventory: Source = None,
     *,
+    config: str | Path | None = None,
     controls: str | Iterable[str] | None = None,
     exclude: str | Iterable[str] | None = None,
     severity: str | Iterable[str] | None = None,
@@ -114,7 +117,11 @@ def execute(
 ) -> RunOutcome:
     """Run one runbook end to end. Raises ValueError subclasses (one-line messages) on bad input.
 
-    `processors` are Nornir processors attached to the run (e.g. to log or observe every task).
+    `inventory` is a SimpleInventory folder, a Nornir config file or an initialised Nornir object (whose hosts,
+    e.g. an `nr.filter(...)`, are the selection); `config` names a Nornir config file instead.
+
+    `processors` are Nornir processors attached to the run next to those of a Nornir object passed in (e.g.
+    nornir_rich's, or one that logs every task); `progress(total)` makes hardnir's own progress processor.
     Everything that can be checked without a host is checked before the first connection: parameters,
     waivers, the run directory (`strict_waivers`: a waiver naming an unknown host or group is an error).
     """
@@ -124,15 +131,13 @@ def execute(
     from hardnir.store import write_run
     from hardnir.waivers import apply_waivers
 
-    inventory_dir = Path(inventory)
+    book = runbook_named(runbook) if isinstance(runbook, str) else runbook
     selected = select(controls, exclude, severity)
-    full = init_nornir(inventory_dir, workers)
-    nr = filter_hosts(full, as_list(hosts), as_list(groups))
-    validate(nr, files_of(inventory_dir))  # every parameter checked before any connection
-    if processors:
-        nr = nr.with_processors(list(processors))
-    host_names = list(nr.inventory.hosts)
-    groups_of = host_groups(nr)
+    fleet, full = open_fleet(inventory, config=config, workers=workers, hosts=as_list(hosts), groups=as_list(groups))
+    nr = fleet.nr
+    validate(nr, fleet.files)  # every parameter checked before any connection
+    host_names = fleet.host_names
+    groups_of = host_groups(full)
     loaded_waivers: list[Waiver] = []
     notes: list[str] = []
     if waivers:
@@ -145,75 +150,70 @@ def execute(
             raise WaiverError(f"{waivers}: {unknown[0]} (--strict-waivers)")
         notes += [f"warning: {waivers}: {line}" for line in unknown]
     rollback_of = ""
-    if runbook == "rollback":
+    if book.undoes:
         if target_run is None:
-            raise ValueError("rollback needs --run RUN_DIR (the remediation run to undo)")
+            raise ValueError(f"{book.name} needs --run RUN_DIR (the {book.undoes} run to undo)")
         from hardnir.store import read_meta
 
         target_meta = read_meta(Path(target_run))
         rollback_of = str(target_meta.get("run_id", ""))
-        if target_meta.get("runbook") != "remediate":
-            raise ValueError(f"{target_run}: not a remediation run (runbook {target_meta.get('runbook')!r})")
+        if target_meta.get("runbook") != book.undoes:
+            raise ValueError(f"{target_run}: not a {book.undoes} run (runbook {target_meta.get('runbook')!r})")
         recorded = target_meta.get("controls")
         if isinstance(recorded, Mapping) and not controls:
             selected = [c for c in selected if c.id in recorded]
-    run_id = new_run_id(runbook)
+    run_id = new_run_id(book.name)
     run_dir = prepare_run_dir(Path(out) if out else Path("runs") / run_id)
     started = datetime.now(UTC)
-    ticker = progress(len(host_names)) if progress else None
+    ticker = progress(len(host_names)) if progress else None  # a Nornir processor (hardnir.progress)
+    nr = nr.with_processors([*nr.processors, *processors, *([ticker] if ticker else [])])
     ctx = RunContext(
         run_id=run_id,
-        runbook=runbook,
+        runbook=book.name,
         controls=selected,
         dry_run=dry_run,
         allow_lockout=allow_lockout,
         waived=_waiver_lookup(loaded_waivers, groups_of),
-        on_host_done=(lambda host, rows: ticker.update(host, rows)) if ticker else (lambda host, rows: None),
     )
     waves: list[WaveRecord] = []
     t0 = time.monotonic()
     try:
         with paramiko_to(run_dir / RUN_LOG):
-            if runbook == "audit":
-                from runbooks.audit import audit_host
-
-                nr.run(task=audit_host, ctx=ctx)
-            elif runbook == "remediate":
-                waves = _run_waves(nr, ctx, plan_waves(host_names, wave_size), max_fail_percent)
+            task_options = {"target_run": rollback_of} if book.undoes else {}
+            if book.waves:
+                waves = _run_waves(nr, ctx, book, plan_waves(host_names, wave_size), max_fail_percent,
+                                   task_options)
                 notes += [wave_note(w) for w in waves if w["ran"]]
                 notes += list(dict.fromkeys(w["stop_reason"] for w in waves if w["stop_reason"]))
-            elif runbook == "rollback":
-                from runbooks.rollback import rollback_host
-
-                nr.run(task=rollback_host, ctx=ctx, target_run=rollback_of)
             else:
-                raise ValueError(f"unknown runbook {runbook!r}")
+                nr.run(task=book.host_task, ctx=ctx, **task_options)
     finally:
-        nr.close_connections(on_good=True, on_failed=True)
+        fleet.nr.close_connections(on_good=True, on_failed=True)  # without the processors: not a runbook task
         if ticker:
             ticker.close()
-    phases = {"audit": ["check"], "remediate": ["check", "fix", "verify"], "rollback": ["rollback", "verify"]}[runbook]
     rows: list[dict[str, Any]] = []
     for host in host_names:
         host_rows = ctx.rows_by_host.get(host)
         if host_rows is None:
-            host_rows = ctx.error_rows(host, phases, "no result: the runner lost this host", time.time())
+            why = fleet.unusable.get(host, "no result: the runner lost this host")
+            host_rows = ctx.error_rows(host, book.phases, why, time.time())
         rows.extend(host_rows)
     rows = apply_waivers(rows, loaded_waivers, groups_of, today())
-    code = exit_code(rows, runbook)
+    code = exit_code(rows, book.judged_phases)
     meta: dict[str, Any] = {
         "run_id": run_id,
-        "runbook": runbook,
+        "runbook": book.name,
         "operator": os.environ.get("SUDO_USER") or getpass.getuser(),
         "client_host": socket.gethostname(),
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "wall_time_s": round(time.monotonic() - t0, 3),
         "hardnir_version": __version__,
-        "inventory": str(inventory_dir.resolve()),
-        "inventory_digest": digest(inventory_dir),
+        "inventory": fleet.source,
+        "inventory_digest": fleet.digest,
         "hosts": host_names,
         "controls": {c.id: c.meta.version for c in selected},
+        "plugins": _plugins_used(book, selected),
         "options": {
             "controls": as_list(controls) if controls else None,
             "exclude": as_list(exclude) if exclude else None,
@@ -221,6 +221,7 @@ def execute(
             "hosts": as_list(hosts),
             "groups": as_list(groups),
             "workers": workers,
+            "config": str(config) if config else None,
             "waivers": str(waivers) if waivers else None,
             "dry_run": dry_run,
             "allow_lockout": allow_lockout,
@@ -237,25 +238,35 @@ def execute(
     return RunOutcome(rows, meta, run_dir, code, notes, written)
 
 
+def _plugins_used(book: Runbook, selected: Sequence[Control]) -> dict[str, Any]:
+    """The packages outside hardnir that this run used (controls and runbook), with their versions."""
+    def package(distribution: str, version: str) -> dict[str, str]:
+        return {"distribution": distribution, "version": version}
+
+    return {
+        "controls": {c.id: package(c.distribution, c.version) for c in selected if c.distribution},
+        "runbook": package(book.distribution, book.version) if book.distribution else None,
+    }
+
+
 def _host_failed(rows: Sequence[Mapping[str, Any]]) -> bool:
     return any(r["status"] in ("error", "fix_failed") for r in rows)
 
 
-def _run_waves(nr: Any, ctx: RunContext, waves: list[list[str]], max_fail_percent: float | None) -> list[WaveRecord]:
-    """Remediate in waves (the first is the canary); stop before the next wave once failures pass the limit."""
-    from runbooks.remediate import remediate_host
-
+def _run_waves(nr: Any, ctx: RunContext, book: Runbook, waves: list[list[str]], max_fail_percent: float | None,
+               task_options: Mapping[str, Any]) -> list[WaveRecord]:
+    """Run in waves (the first is the canary); stop before the next wave once failures pass the limit."""
     records: list[WaveRecord] = []
     stop_reason = ""
     for number, wave in enumerate(waves, start=1):
         if stop_reason:
             now = time.time()
             for host in wave:
-                ctx.record(host, ctx.error_rows(host, ["check", "fix", "verify"], stop_reason, now))
+                ctx.record(host, ctx.error_rows(host, book.phases, stop_reason, now))
             records.append(skipped_wave(number, len(waves), wave, stop_reason))
             continue
         members = set(wave)
-        nr.filter(filter_func=lambda h, m=members: h.name in m).run(task=remediate_host, ctx=ctx)
+        nr.filter(filter_func=lambda h, m=members: h.name in m).run(task=book.host_task, ctx=ctx, **task_options)
         failed = [h for h in wave if _host_failed(ctx.rows_by_host.get(h, [{"status": "error"}]))]
         record = ran_wave(number, len(waves), wave, failed)
         records.append(record)
@@ -266,25 +277,25 @@ def _run_waves(nr: Any, ctx: RunContext, waves: list[list[str]], max_fail_percen
     return records
 
 
-def audit(inventory: str | Path, **options: Any) -> pd.DataFrame:
+def audit(inventory: Source = None, **options: Any) -> pd.DataFrame:
     """Read-only audit of the inventory; returns the run's DataFrame."""
     return execute("audit", inventory, **options).frame()
 
 
-def remediate(inventory: str | Path, **options: Any) -> pd.DataFrame:
+def remediate(inventory: Source = None, **options: Any) -> pd.DataFrame:
     """check -> fix -> verify (pass dry_run=True to only plan); returns the run's DataFrame."""
     return execute("remediate", inventory, **options).frame()
 
 
-def rollback(inventory: str | Path, run: str | Path, **options: Any) -> pd.DataFrame:
+def rollback(inventory: Source, run: str | Path, **options: Any) -> pd.DataFrame:
     """Undo the remediation run in `run` (its run directory); returns the rollback run's DataFrame."""
     return execute("rollback", inventory, target_run=run, **options).frame()
 
 
-def gather(inventory: str | Path, *, hosts: str | Iterable[str] | None = None,
+def gather(inventory: Source = None, *, config: str | Path | None = None, hosts: str | Iterable[str] | None = None,
            controls: str | Iterable[str] | None = None) -> str:
     """The raw probe items of each host as YAML (`{host: {item: {rc, text}}}`), e.g. to record test fixtures."""
-    return dump_facts(collect_facts(inventory, hosts=hosts, controls=controls))
+    return dump_facts(collect_facts(inventory, config=config, hosts=hosts, controls=controls))
 
 
 def dump_facts(found: Mapping[str, Any]) -> str:
@@ -293,19 +304,21 @@ def dump_facts(found: Mapping[str, Any]) -> str:
     return str(yaml.safe_dump(dict(found), sort_keys=True, allow_unicode=True, width=1000))
 
 
-def collect_facts(inventory: str | Path, *, hosts: str | Iterable[str] | None = None,
+def collect_facts(inventory: Source = None, *, config: str | Path | None = None,
+                  hosts: str | Iterable[str] | None = None,
                   controls: str | Iterable[str] | None = None) -> dict[str, Any]:
     """`{host: {item: {rc, text}}}`, or `{host: {"error": why}}` for a host that could not be read."""
     from nornir.core.exceptions import NornirSubTaskError
     from nornir.core.task import Result, Task
 
-    from hardnir.engine import gather_facts, subtask_error
     from hardnir.hostdata import validate
+    from hardnir.nornir_tasks import gather_facts, subtask_error
 
     selected = select(controls)
-    nr = filter_hosts(init_nornir(Path(inventory)), as_list(hosts), None)
-    validate(nr, files_of(Path(inventory)))
-    found: dict[str, Any] = {}
+    fleet, _ = open_fleet(inventory, config=config, hosts=as_list(hosts))
+    nr = fleet.nr
+    validate(nr, fleet.files)
+    found: dict[str, Any] = {host: {"error": why} for host, why in fleet.unusable.items()}
 
     def collect(task: Task) -> Result:
         try:

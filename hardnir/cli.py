@@ -21,9 +21,17 @@ EPILOG = ("exit codes: 0 compliant, 1 non-compliant, 2 usage/inventory error, 3 
           "4 unreachable host or error, 70 internal error, 130 interrupted")
 
 
+def _inventory(p: argparse.ArgumentParser) -> None:
+    """Where the hosts come from: a SimpleInventory folder or a Nornir config file (any inventory plugin)."""
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("-i", "--inventory", metavar="INVENTORY_DIR",
+                        help="Nornir SimpleInventory folder (hosts.yaml, groups.yaml, defaults.yaml)")
+    source.add_argument("--config", metavar="NORNIR_CONFIG",
+                        help="a Nornir config file: any inventory plugin, transform function and runner options")
+
+
 def _selection(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-i", "--inventory", required=True, metavar="INVENTORY_DIR",
-                   help="Nornir SimpleInventory folder (hosts.yaml, groups.yaml, defaults.yaml)")
+    _inventory(p)
     p.add_argument("--controls", type=names, metavar="IDS", help="comma-separated control ids (default: all)")
     p.add_argument("--exclude", type=names, metavar="IDS", help="comma-separated control ids to leave out")
     p.add_argument("--severity", type=names, metavar="LEVELS",
@@ -63,9 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-fail-percent", type=bounded(float, 0, 100), metavar="P",
                    help="stop before the next wave once more than P%% of a wave's hosts failed")
 
+    p = sub.add_parser("run", help="run any runbook by name, including those of installed plugins", epilog=EPILOG,
+                       description="Run a runbook of the registry (audit, remediate, rollback, or one a package "
+                       "adds through the hardnir.runbooks entry point) with the run machinery of the others.")
+    p.add_argument("runbook", metavar="RUNBOOK", help="the runbook's name")
+    _selection(p)
+    p.add_argument("--run", metavar="RUN_DIR", help="for a runbook that undoes another: the run directory to undo")
+    p.add_argument("--dry-run", action="store_true", help="change nothing (for runbooks that change hosts)")
+    p.add_argument("--allow-lockout", action="store_true", help="as for remediate")
+
     p = sub.add_parser("rollback", help="undo a remediation run", epilog=EPILOG,
                        description="Undo what a remediation run changed, from the pre-state it recorded.")
-    p.add_argument("-i", "--inventory", required=True, metavar="INVENTORY_DIR", help="inventory folder")
+    _inventory(p)
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="the remediation run directory to undo")
     p.add_argument("--hosts", type=names, metavar="NAMES", help="only these hosts")
     p.add_argument("--controls", type=names, metavar="IDS", help="only these controls")
@@ -81,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("facts", help="print the raw facts the probe gathers from hosts (YAML), for debugging",
                        description="Run the probe for the selected controls and print every fact as YAML.")
-    p.add_argument("-i", "--inventory", required=True, metavar="INVENTORY_DIR", help="inventory folder")
+    _inventory(p)
     p.add_argument("--hosts", type=names, metavar="NAMES", help="comma-separated inventory host names")
     p.add_argument("--controls", type=names, metavar="IDS", help="comma-separated control ids (default: all)")
 
@@ -155,7 +172,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "facts":
         from hardnir.api import EXIT_UNREACHABLE, collect_facts, dump_facts
 
-        found = collect_facts(args.inventory, hosts=args.hosts, controls=args.controls)
+        found = collect_facts(args.inventory, config=args.config, hosts=args.hosts, controls=args.controls)
         print(dump_facts(found), end="")
         return EXIT_UNREACHABLE if any("error" in items for items in found.values()) else 0
     if args.command == "report":
@@ -171,22 +188,25 @@ def _run(args: argparse.Namespace) -> int:
     from hardnir import api
     from hardnir.progress import factory
 
+    runbook = args.runbook if args.command == "run" else args.command
     options: dict[str, Any] = {
         "controls": args.controls,
         "hosts": args.hosts,
         "workers": args.workers,
         "out": args.out,
-        "progress": None if args.quiet else factory(args.command),
+        "progress": None if args.quiet else factory(runbook),
     }
-    if args.command in ("audit", "remediate"):
+    if args.command in ("audit", "remediate", "run"):
         options.update(exclude=args.exclude, severity=args.severity, groups=args.groups, waivers=args.waivers,
                        strict_waivers=args.strict_waivers)
     if args.command == "remediate":
         options.update(dry_run=args.dry_run, allow_lockout=args.allow_lockout, wave_size=args.wave_size,
                        max_fail_percent=args.max_fail_percent)
+    if args.command == "run":
+        options.update(dry_run=args.dry_run, allow_lockout=args.allow_lockout, target_run=args.run)
     if args.command == "rollback":
         options["target_run"] = args.run
-    outcome = api.execute(args.command, args.inventory, **options)
+    outcome = api.execute(runbook, args.inventory, config=args.config, **options)
     if args.command == "remediate" and args.dry_run and not args.quiet and args.format == "table":
         _print_plans(outcome.rows)
     run_dir, notes, code = outcome.run_dir, outcome.notes, outcome.exit_code

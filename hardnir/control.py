@@ -1,4 +1,4 @@
-"""The control model: metadata, findings, fix plans and the catalogue of controls in `tasks/`.
+"""The control model: metadata, findings, fix plans and the catalogue of controls (`tasks/` and plugins).
 
 A control is one module in `tasks/` with declared data at the top (`META`; `PARAMS`, its parameters; `SHARED`, the
 shared parameters it reads; `SHAPES`, the shape of every file it writes) and three pure functions:
@@ -158,6 +158,8 @@ class ControlModule(Protocol):
 class Control:
     meta: ControlMeta
     module: ModuleType
+    distribution: str = ""  # the package that installed it through `hardnir.controls`, and its version
+    version: str = ""  # ('' for hardnir's own controls in `tasks/`)
 
     @property
     def fields(self) -> tuple[Param, ...]:
@@ -219,22 +221,43 @@ _CATALOGUE: dict[str, Control] | None = None
 
 
 def catalogue() -> dict[str, Control]:
-    """Every control in `tasks/`, by id, in fix order."""
+    """Every control, by id, in fix order: the modules in `tasks/`, then those of `hardnir.controls` plugins."""
     global _CATALOGUE
     if _CATALOGUE is None:
-        import tasks
+        from hardnir.plugins import CONTROLS_GROUP, PluginError, load
 
-        found: list[Control] = []
-        for info in pkgutil.iter_modules(tasks.__path__):
-            module = importlib.import_module(f"tasks.{info.name}")
-            meta = getattr(module, "META", None)
-            if isinstance(meta, ControlMeta):
-                if meta.severity not in SEVERITIES:
-                    raise ControlError(f"{meta.id}: bad severity {meta.severity}")
-                found.append(Control(meta, module))
-        found.sort(key=lambda c: (c.meta.order, c.meta.id))
-        _CATALOGUE = {c.id: c for c in found}
+        found: dict[str, Control] = {}
+        for info in pkgutil.iter_modules(importlib.import_module("hardnir.tasks").__path__):
+            module = importlib.import_module(f"hardnir.tasks.{info.name}")
+            if isinstance(getattr(module, "META", None), ControlMeta):
+                found[module.META.id] = _checked(Control(module.META, module))
+        for plugin in load(CONTROLS_GROUP):
+            meta = getattr(plugin.value, "META", None)
+            if not isinstance(plugin.value, ModuleType) or not isinstance(meta, ControlMeta):
+                raise PluginError(f"{plugin.where}: {CONTROLS_GROUP} must name a module with META = ControlMeta(...)")
+            if meta.id != plugin.name or meta.id in found:
+                raise PluginError(f"{plugin.where}: control id {meta.id!r} "
+                                  + ("differs from the entry point name" if meta.id != plugin.name
+                                     else "is already taken"))
+            found[meta.id] = _checked(Control(meta, plugin.value, plugin.distribution, plugin.version))
+        _CATALOGUE = {c.id: c for c in sorted(found.values(), key=lambda c: (c.meta.order, c.meta.id))}
     return _CATALOGUE
+
+
+def _checked(control: Control) -> Control:
+    if control.meta.severity not in SEVERITIES:
+        raise ControlError(f"{control.id}: bad severity {control.meta.severity}")
+    return control
+
+
+def as_control(control: str | Control) -> Control:
+    """A Control from itself or its id (Nornir tasks take either)."""
+    if isinstance(control, Control):
+        return control
+    found = catalogue().get(control)
+    if found is None:
+        raise ControlError(f"unknown control id: {control} (known: {', '.join(catalogue())})")
+    return found
 
 
 def parse_ids(value: str | Iterable[str] | None) -> list[str]:

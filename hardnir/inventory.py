@@ -124,19 +124,13 @@ def digest(inventory_dir: Path) -> str:
 def init_nornir(inventory_dir: Path, workers: int | None = None) -> Any:
     """Validated inventory -> Nornir with the threaded runner and no logging to files."""
     hosts, groups, defaults = validate(inventory_dir)
-    import logging
-
     from nornir import InitNornir
 
     from hardnir import validated_inventory
 
     validated_inventory.register()
 
-    # Nornir logs every failed task with a traceback; hardnir reports failures as rows and one-line messages.
-    nornir_log = logging.getLogger("nornir")
-    nornir_log.handlers[:] = [logging.NullHandler()]
-    nornir_log.propagate = False
-
+    quiet_nornir_log()
     try:
         return InitNornir(
             runner={"plugin": "threaded", "options": {"num_workers": workers or DEFAULT_WORKERS}},
@@ -148,6 +142,15 @@ def init_nornir(inventory_dir: Path, workers: int | None = None) -> Any:
         )
     except Exception as exc:  # nornir raises many types; the user needs one line
         raise InventoryError(f"{inventory_dir}: {exc.__class__.__name__}: {exc}".splitlines()[0]) from None
+
+
+def quiet_nornir_log() -> None:
+    """Nornir logs every failed task with a traceback; hardnir reports failures as rows and one-line messages."""
+    import logging
+
+    nornir_log = logging.getLogger("nornir")
+    nornir_log.handlers[:] = [logging.NullHandler()]
+    nornir_log.propagate = False
 
 
 def filter_hosts(nr: Any, hosts: Sequence[str] | None, groups: Sequence[str] | None) -> Any:

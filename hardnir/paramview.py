@@ -44,7 +44,8 @@ def controls_table(with_params: bool = False) -> str:
     """One line per control; with `with_params`, its parameters (key in host data, accepted values, default)."""
     lines = []
     for c in catalogue().values():
-        lines.append(f"{c.id:<20} {c.meta.severity:<9} {c.meta.section:<45} {c.meta.title}")
+        origin = f"  [{c.distribution} {c.version}]" if c.distribution else ""
+        lines.append(f"{c.id:<20} {c.meta.severity:<9} {c.meta.section:<45} {c.meta.title}{origin}")
         if with_params:
             lines.append(f"  host data key `{c.param_key}`:")
             lines += _param_lines(c.fields)

@@ -1,4 +1,9 @@
-"""A progress line on stderr for long runs: hosts done, failing, unreachable, elapsed time."""
+"""A progress line on stderr for long runs: hosts done, failing, unreachable, elapsed time.
+
+`Progress` is a Nornir processor: it counts a host when the runbook's task instance on it completes (the rows the
+host task returns, or a failed Result for a host the task could not run on). Users attach their own processors
+(nornir_rich's, or any other) next to it through `processors=`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
+
+from nornir.core.inventory import Host
+from nornir.core.task import AggregatedResult, MultiResult, Task
 
 
 class Progress:
@@ -30,6 +38,26 @@ class Progress:
             elif statuses & {"fail", "fix_failed", "blocked", "rollback_failed"}:
                 self.failing += 1
             self._print()
+
+    # The Nornir processor protocol: only a top-level task instance finishing on a host counts.
+    def task_started(self, task: Task) -> None:
+        return None
+
+    def task_completed(self, task: Task, result: AggregatedResult) -> None:
+        return None
+
+    def task_instance_started(self, task: Task, host: Host) -> None:
+        return None
+
+    def task_instance_completed(self, task: Task, host: Host, result: MultiResult) -> None:
+        rows = result[0].result if result and isinstance(result[0].result, list) else []
+        self.update(host.name, [{"status": "error"}] if result.failed else rows)
+
+    def subtask_instance_started(self, task: Task, host: Host) -> None:
+        return None
+
+    def subtask_instance_completed(self, task: Task, host: Host, result: MultiResult) -> None:
+        return None
 
     def _line(self) -> str:
         width = 24

@@ -7,7 +7,9 @@ import time
 from nornir.core.exceptions import NornirSubTaskError
 from nornir.core.task import Result, Task
 
-from hardnir.engine import RunContext, check_control, connection, finish_host, gather_facts, subtask_error
+from hardnir.nornir_tasks import check_control, connection, gather_facts, subtask_error
+from hardnir.run_context import RunContext, finish_host
+from hardnir.runbook import Runbook
 
 
 def audit_host(task: Task, ctx: RunContext) -> Result:
@@ -24,3 +26,6 @@ def audit_host(task: Task, ctx: RunContext) -> Result:
     rows = [ctx.finding_row(task.host.name, c, "check", f, started, fingerprint, took) for c, f in findings]
     finish_host(task, ctx, rows)
     return Result(host=task.host, result=rows)
+
+
+RUNBOOK = Runbook("audit", phases=("check",), host_task=audit_host)

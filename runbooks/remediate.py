@@ -12,17 +12,17 @@ from nornir.core.exceptions import NornirSubTaskError
 from nornir.core.task import Result, Task
 
 from hardnir.control import Finding
-from hardnir.engine import (
-    FixOutcome,
-    RunContext,
+from hardnir.fix_outcome import FixOutcome
+from hardnir.nornir_tasks import (
     check_control,
     connection,
-    finish_host,
     fix_control,
     gather_facts,
     gather_facts_via_fallback,
     subtask_error,
 )
+from hardnir.run_context import RunContext, finish_host
+from hardnir.runbook import Runbook
 
 
 def remediate_host(task: Task, ctx: RunContext) -> Result:
@@ -96,3 +96,7 @@ def _reprobe(task: Task, ctx: RunContext, outcomes: dict[str, FixOutcome]) -> di
         except NornirSubTaskError:
             return {c.id: Finding("error", "", "", f"re-check failed: {reason}") for c in ctx.controls}
     return {c.id: task.run(task=check_control, control=c, facts=facts)[0].result for c in ctx.controls}
+
+
+RUNBOOK = Runbook("remediate", phases=("check", "fix", "verify"), host_task=remediate_host,
+                  judged_phases=("fix", "verify"), waves=True)

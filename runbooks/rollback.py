@@ -12,16 +12,16 @@ import time
 from nornir.core.exceptions import NornirSubTaskError
 from nornir.core.task import Result, Task
 
-from hardnir.engine import (
-    RunContext,
+from hardnir.nornir_tasks import (
     check_control,
     connection,
-    finish_host,
     gather_facts,
     gather_login,
     rollback_control,
     subtask_error,
 )
+from hardnir.run_context import RunContext, finish_host
+from hardnir.runbook import Runbook
 
 
 def rollback_host(task: Task, ctx: RunContext, target_run: str) -> Result:
@@ -55,3 +55,7 @@ def rollback_host(task: Task, ctx: RunContext, target_run: str) -> Result:
                                fingerprint=fingerprint)
     finish_host(task, ctx, rows)
     return Result(host=task.host, result=rows)
+
+
+RUNBOOK = Runbook("rollback", phases=("rollback", "verify"), host_task=rollback_host, judged_phases=("rollback",),
+                  undoes="remediate")

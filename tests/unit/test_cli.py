@@ -11,7 +11,8 @@ import pytest
 
 from hardnir.cli import build_parser, main
 
-COMMANDS = ["audit", "remediate", "rollback", "report", "lab", "controls", "facts", "params", "init", "keys", "doctor"]
+COMMANDS = ["audit", "remediate", "run", "rollback", "report", "lab", "controls", "facts", "params", "init", "keys",
+            "doctor"]
 
 
 def hardnir(*args: str) -> subprocess.CompletedProcess[str]:
