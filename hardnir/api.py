@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hardnir import __version__
+from hardnir import __version__, platforms
 from hardnir.control import select
 from hardnir.engine import RunContext, today
 from hardnir.inventory import as_list, digest, files_of, filter_hosts, host_groups, init_nornir, secrets_of
@@ -197,7 +197,8 @@ def execute(
     for host in host_names:
         host_rows = ctx.rows_by_host.get(host)
         if host_rows is None:
-            host_rows = ctx.error_rows(host, phases, "no result: the runner lost this host", time.time())
+            host_rows = platforms.stamp(ctx.error_rows(host, phases, "no result: the runner lost this host",
+                                                        time.time()))
         rows.extend(host_rows)
     rows = apply_waivers(rows, loaded_waivers, groups_of, today())
     code = exit_code(rows, runbook)
@@ -251,7 +252,7 @@ def _run_waves(nr: Any, ctx: RunContext, waves: list[list[str]], max_fail_percen
         if stop_reason:
             now = time.time()
             for host in wave:
-                ctx.record(host, ctx.error_rows(host, ["check", "fix", "verify"], stop_reason, now))
+                ctx.record(host, platforms.stamp(ctx.error_rows(host, ["check", "fix", "verify"], stop_reason, now)))
             records.append(skipped_wave(number, len(waves), wave, stop_reason))
             continue
         members = set(wave)

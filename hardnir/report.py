@@ -120,6 +120,10 @@ def _header(df: pd.DataFrame) -> str:
     lines = [f"run {rid} ({r.runbook}): {r.rows} rows, {r.hosts} hosts" for rid, r in runs.iterrows()]
     counts = status_counts(df)
     lines.append("final status: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if "platform" in df.columns:  # hosts per platform (hardnir.platforms); "unread" for hosts never probed
+        per_host = df.groupby(df["host"].astype(object), sort=False)["platform"].agg(
+            lambda values: next((str(v) for v in values if isinstance(v, str) and v), "unread"))
+        lines.append("platforms: " + ", ".join(f"{p} {n}" for p, n in per_host.value_counts().items()))
     return "\n".join(neutralise_controls(line) for line in lines)
 
 
