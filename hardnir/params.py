@@ -255,7 +255,7 @@ def parse_url(url: str, schemes: Sequence[str]) -> str:
     return url
 
 
-_URL_PATH = re.compile(r"^(/[A-Za-z0-9._~%+-]*)*/?$")
+_URL_PATH = re.compile(r"^(/[A-Za-z0-9._~+-]*)*/?$")  # no % (escapes, systemd specifiers), no quotes
 
 
 def _https_url(value: Any, param: Param) -> str:
@@ -316,7 +316,7 @@ KIND_DOCS = {
     "listen": "a listen entry: IPv4:port, [IPv6]:port or a port",
     "listen_list": "a list of listen entries: IPv4:port, [IPv6]:port or a port; {address} is the hostname",
     "url_list": "comma-separated https:// URLs (host[:port] only); {address} is the hostname",
-    "https_url": "one https://host[:port][/path] URL (letters, digits and . _ ~ % + - in the path), or empty",
+    "https_url": "one https://host[:port][/path] URL (letters, digits and . _ ~ + - in the path), or empty",
 }
 
 

@@ -63,7 +63,7 @@ UNIT = "zincati.service"
 CONFIG_DIRS = ("/usr/lib/zincati/config.d", "/etc/zincati/config.d", "/run/zincati/config.d")
 FRAGMENT = "90-hardnir-fleet-lock-tls.toml"
 PATH = f"/etc/zincati/config.d/{FRAGMENT}"
-SHAPES = {PATH: filesafe.LinesShape(r'\[updates\.fleet_lock\]|base_url = "https://[A-Za-z0-9.:\[\]/_~%+-]+"')}
+SHAPES = {PATH: filesafe.LinesShape(r'\[updates\.fleet_lock\]|base_url = "https://[A-Za-z0-9.:\[\]/_~+-]+"')}
 EXPECTED = "fleet_lock base_url over https"
 
 # Every *.toml of the three directories, in directory order: "## <path>" then the content, or
