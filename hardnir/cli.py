@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controls", type=names, metavar="IDS", help="comma-separated control ids (default: all)")
     p.add_argument("--json", action="store_true", help="JSON instead of YAML")
 
-    p = sub.add_parser("controls", help="list the controls (id, severity, guide section, title)",
+    p = sub.add_parser("controls", help="list the controls (id, severity, platforms, guide section, title)",
                        description="List every control of the catalogue.")
     p.add_argument("--params", action="store_true", help="also list each control's parameters")
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol, cast
 
+from hardnir import platforms
 from hardnir.facts import Facts
 from hardnir.filesafe import Shape, UnsafeValue, vet_files
 from hardnir.params import Param, ParamError, Problem, resolve
@@ -138,6 +139,7 @@ def control_record(meta: ControlMeta) -> dict[str, object]:
         "remediation": meta.remediation,
         "references": list(meta.references),
         "version": meta.version,
+        "platforms": list(meta.platforms),
     }
 
 
@@ -196,12 +198,33 @@ class Control:
         fn = cast(Callable[[Mapping[str, Any]], list[tuple[str, str]]], self.module.probe_items)
         return fn(params)
 
+    @property
+    def platform_notes(self) -> Mapping[str, str]:
+        """Why the control does not apply on a platform outside `META.platforms` (module's `PLATFORM_NOTES`)."""
+        return cast(Mapping[str, str], getattr(self.module, "PLATFORM_NOTES", {}))
+
+    def on_platform(self, facts: Facts) -> platforms.Verdict:
+        return platforms.judge(facts.platform, facts.platform_version, self.id, self.meta.platforms,
+                               self.platform_notes)
+
     def check(self, facts: Facts, params: Mapping[str, Any]) -> Finding:
+        """The module's verdict; `not_applicable` on a known platform the control was not written for, and a
+        note on the finding for a platform hardnir does not know (`hardnir.platforms`)."""
+        verdict = self.on_platform(facts)
+        if not verdict.applies:
+            return not_applicable(self.meta.title, verdict.reason, {"platform": facts.platform,
+                                                       "platform_version": facts.platform_version})
         fn = cast(Callable[[Facts, Mapping[str, Any]], Finding], self.module.check)
-        return fn(facts, params)
+        finding = fn(facts, params)
+        if verdict.reason:
+            finding = dataclasses.replace(finding, message=f"{finding.message}; {verdict.reason}")
+        return finding
 
     def plan_fix(self, facts: Facts, params: Mapping[str, Any]) -> Plan:
-        """The module's plan, refused (blocked) when a planned file does not re-parse as its declared shape."""
+        """The module's plan, refused (blocked) when a planned file does not re-parse as its declared shape.
+        Nothing to do on a platform the control does not apply to."""
+        if not self.on_platform(facts).applies:
+            return Plan()
         fn = cast(Callable[[Facts, Mapping[str, Any]], Plan], self.module.plan_fix)
         try:
             plan = fn(facts, params)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from hardnir import platforms
 from hardnir.facts import parse_env_file
 from hardnir.probe import REQUIRED_COMMANDS
 
@@ -34,8 +35,7 @@ END_OF_LIFE: Final = {
     "coreos": ("end of life since 26 May 2020, no security updates",
                "migrate: Flatcar Container Linux (its continuation, same layout) or Fedora CoreOS (reprovision)"),
 }
-PLATFORM_NAMES: Final = {"coreos": "CoreOS Container Linux", "flatcar": "Flatcar Container Linux",
-                         "fcos": "Fedora CoreOS"}
+PLATFORM_NAMES: Final = platforms.NAMES
 
 EXIT_OK, EXIT_NOT_READY, EXIT_UNREACHABLE = 0, 1, 4
 
@@ -94,10 +94,7 @@ def parse_info(stdout: str) -> tuple[tuple[str, ...], dict[str, str], float | No
     return tuple(missing), parse_env_file("\n".join(release)), clock
 
 
-def platform_of(release: Mapping[str, str]) -> str:
-    if release.get("ID") == "fedora" and release.get("VARIANT_ID") == "coreos":
-        return "fcos"
-    return release.get("ID", "")
+platform_of = platforms.platform_of
 
 
 # --- the verdict ------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from hardnir.platforms import platform_of
 from hardnir.probe import Item
 
 
@@ -199,10 +200,12 @@ class Facts:
 
     @property
     def platform(self) -> str:
-        release = self.os_release
-        if release.get("ID") == "fedora" and release.get("VARIANT_ID") == "coreos":
-            return "fcos"
-        return release.get("ID", "unknown")
+        """`coreos`, `flatcar`, `fcos`, another os-release ID, or `unknown` (see `hardnir.platforms`)."""
+        return platform_of(self.os_release)
+
+    @property
+    def platform_version(self) -> str:
+        return self.os_release.get("VERSION_ID", "")
 
     @property
     def listeners(self) -> list[str]:

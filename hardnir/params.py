@@ -255,6 +255,25 @@ def parse_url(url: str, schemes: Sequence[str]) -> str:
     return url
 
 
+_URL_PATH = re.compile(r"^(/[A-Za-z0-9._~+-]*)*/?$")  # no % (escapes, systemd specifiers), no quotes
+
+
+def _https_url(value: Any, param: Param) -> str:
+    """One https:// URL with an optional plain path (e.g. a FleetLock base URL), or "" (the control's default)."""
+    text = _text(value)
+    if not text:
+        return text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise _Bad(f"{_show(text)} is not a URL") from None
+    if parts.scheme != "https" or not parts.hostname or not is_host(parts.hostname) or parts.username \
+            or parts.password or parts.query or parts.fragment or port == 0 or not _URL_PATH.match(parts.path):
+        raise _Bad(f"{_show(text)} is not {KIND_DOCS['https_url']}")
+    return text
+
+
 def _url_list(value: Any, param: Param, address: str) -> str:
     text = _text(value)
     _no_other_braces(text)
@@ -282,6 +301,7 @@ KINDS: dict[str, Parser] = {
     "local_paths": _local_paths,
     "secret": _secret,
     "host": _host,
+    "https_url": _https_url,
 }
 TEMPLATE_KINDS: dict[str, TemplateParser] = {"listen_list": _listen_list, "url_list": _url_list}
 KIND_DOCS = {
@@ -296,6 +316,7 @@ KIND_DOCS = {
     "listen": "a listen entry: IPv4:port, [IPv6]:port or a port",
     "listen_list": "a list of listen entries: IPv4:port, [IPv6]:port or a port; {address} is the hostname",
     "url_list": "comma-separated https:// URLs (host[:port] only); {address} is the hostname",
+    "https_url": "one https://host[:port][/path] URL (letters, digits and . _ ~ + - in the path), or empty",
 }
 
 

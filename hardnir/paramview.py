@@ -41,11 +41,13 @@ def _param_lines(params: Iterable[Param], prefix: str = "") -> list[str]:
 
 
 def controls_table(with_params: bool = False) -> str:
-    """One line per control; with `with_params`, its parameters (key in host data, accepted values, default)."""
+    """One line per control (id, severity, platforms, guide section, title); with `with_params`, its parameters
+    (key in host data, accepted values, default)."""
     lines = []
     for c in catalogue().values():
         origin = f"  [{c.distribution} {c.version}]" if c.distribution else ""
-        lines.append(f"{c.id:<20} {c.meta.severity:<9} {c.meta.section:<45} {c.meta.title}{origin}")
+        lines.append(f"{c.id:<20} {c.meta.severity:<9} {','.join(c.meta.platforms):<20} {c.meta.section:<45} "
+                     f"{c.meta.title}{origin}")
         if with_params:
             lines.append(f"  host data key `{c.param_key}`:")
             lines += _param_lines(c.fields)

@@ -8,7 +8,7 @@ a terminal.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import pandas as pd
@@ -92,14 +92,25 @@ def _control_table(by_control: pd.DataFrame) -> str:
     return format_table(headers, rows, [False, False, *[True] * len(_STATUS_HEADERS), True])
 
 
-def _host_table(by_host: pd.DataFrame) -> str:
-    """The per-host compliance table."""
-    headers = ["host", *(label for _, label in _STATUS_HEADERS), "compliance"]
+def _host_table(by_host: pd.DataFrame, platforms: Mapping[str, str] | None = None) -> str:
+    """The per-host compliance table (with a platform column when the rows carry one)."""
+    lead = ["host", "platform"] if platforms else ["host"]
+    headers = [*lead, *(label for _, label in _STATUS_HEADERS), "compliance"]
     rows = [
-        [r["host"], *(int(r[s]) for s, _ in _STATUS_HEADERS), _pct(r["compliance_pct"])]
+        [r["host"], *([platforms.get(str(r["host"]), "")] if platforms else []),
+         *(int(r[s]) for s, _ in _STATUS_HEADERS), _pct(r["compliance_pct"])]
         for r in by_host.to_dict("records")
     ]
-    return format_table(headers, rows, [False, *[True] * len(_STATUS_HEADERS), True])
+    return format_table(headers, rows, [*[False] * len(lead), *[True] * len(_STATUS_HEADERS), True])
+
+
+def _platforms(df: pd.DataFrame) -> dict[str, str]:
+    """Host -> platform (hardnir.platforms), "unread" for hosts never probed; empty without the column."""
+    if "platform" not in df.columns:
+        return {}
+    per_host = df.groupby(df["host"].astype(object), sort=False)["platform"].agg(
+        lambda values: next((str(v) for v in values if isinstance(v, str) and v), "unread"))
+    return {str(host): str(platform) for host, platform in per_host.items()}
 
 
 def _outcome_table(df: pd.DataFrame, phase: str, statuses: Sequence[str]) -> str:
@@ -120,6 +131,10 @@ def _header(df: pd.DataFrame) -> str:
     lines = [f"run {rid} ({r.runbook}): {r.rows} rows, {r.hosts} hosts" for rid, r in runs.iterrows()]
     counts = status_counts(df)
     lines.append("final status: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    platforms = _platforms(df)
+    if platforms:  # hosts per platform
+        per_platform = pd.Series(list(platforms.values())).value_counts()
+        lines.append("platforms: " + ", ".join(f"{p} {n}" for p, n in per_platform.items()))
     return "\n".join(neutralise_controls(line) for line in lines)
 
 
@@ -136,7 +151,7 @@ def summary_table(df: pd.DataFrame) -> str:
     sections = [
         _header(df),
         "Per control\n" + _control_table(tables["by_control"]),
-        "Per host\n" + _host_table(tables["by_host"]),
+        "Per host\n" + _host_table(tables["by_host"], _platforms(df)),
     ]
     if (df["phase"] == "fix").any():
         sections.append("Fix outcomes\n" + _outcome_table(df, "fix", FIX_STATUSES))

@@ -53,7 +53,8 @@ fi
 # One lab per machine: wait while tests or benchmarks use it.
 exec 9>/var/lock/hardnir-lab.lock
 flock -n 9 || { echo "  waiting for the lab (tests or benchmarks are using it)..."; flock 9; }
-step "booting $hosts hosts" $hn lab up --hosts "$hosts" --seed "${SEED:-1}"
+step "booting $hosts hosts (platform ${PLATFORM:-mixed})" \
+    $hn lab up --hosts "$hosts" --seed "${SEED:-1}" --platform "${PLATFORM:-mixed}"
 rm -rf runs/demo-audit runs/demo-remediate runs/demo-after
 
 echo

@@ -37,6 +37,13 @@ META = ControlMeta(
     order=70,
 )
 
+# Why the control does not apply elsewhere (hardnir.platforms): Flatcar removed rkt in 2021 (flatcar/scripts
+# 407c665d51, "Drop app-emulation/rkt", Alpha 2857); Fedora CoreOS never shipped it (fedora-coreos-docs migrate-cl).
+PLATFORM_NOTES = {
+    "flatcar": "rkt is not part of Flatcar (removed in Alpha 2857)",
+    "fcos": "rkt is not part of Fedora CoreOS",
+}
+
 PARAMS = (Param("user", "user", "core", "the user who must not be in rkt"),)
 # The sysusers override is the vendor file minus one line: every line must still be a sysusers entry.
 SHAPES = {"/etc/sysusers.d/*.conf": filesafe.LinesShape(r"[ugmr]!?\s+[^\s].*")}

@@ -9,6 +9,10 @@ Fix: `/etc/sudoers.d/90-hardnir-core` with `core ALL=(ALL) !ALL` (sudo applies t
 includedir comes last), validated with `visudo -cf` before it is moved in; plus `gpasswd -d core wheel/sudo` on
 the /etc/group copy. If the tool itself logs in as core, this removes its own root: blocked unless a verified
 fallback admin path exists or --allow-lockout is given. Rollback removes the file and re-adds the memberships.
+Fedora CoreOS: core's passwordless sudo comes from `%sudo ALL=(ALL) NOPASSWD: ALL` in
+`/etc/sudoers.d/coreos-sudo-group` (coreos/fedora-coreos-config `overlay.d/05core`), and wheel asks for a password.
+That file sorts after `90-hardnir-core`, so there the fix works by `gpasswd -d core sudo` (FCOS keeps wheel and
+sudo in /etc/group: `etc-group-members` in manifests/fedora-coreos-base.yaml), which the same plan does.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ PARAMS = (
           choices=tuple(RULES)),
 )
 DROPIN = "/etc/sudoers.d/90-hardnir-core"
+FCOS_SUDO_GROUP = "/etc/sudoers.d/coreos-sudo-group"  # Fedora CoreOS: %sudo ALL=(ALL) NOPASSWD: ALL
 SHAPES = {DROPIN: filesafe.LinesShape(r"[a-z_][a-z0-9_-]* ALL=\(ALL\) !?ALL")}
 
 
@@ -69,7 +74,15 @@ def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
                      "printf '%.1s\\n' \"$e\""),
         command_item("sudo-conf", "grep -h sudoers_file /etc/sudo.conf"),
         file_item(DROPIN),
+        file_item(FCOS_SUDO_GROUP),
     ]
+
+
+def via_sudo_group_file(facts: Facts, groups: list[str]) -> str:
+    """' through %sudo in /etc/sudoers.d/coreos-sudo-group' when that Fedora CoreOS rule grants the sudo."""
+    rule = facts.file(FCOS_SUDO_GROUP)
+    granted = rule.kind == "file" and "%sudo" in (rule.content or "") and "NOPASSWD" in (rule.content or "")
+    return f" through %sudo in {FCOS_SUDO_GROUP}" if granted and "sudo" in groups else ""
 
 
 def sudo_rules(facts: Facts, user: str) -> list[str]:
@@ -100,7 +113,8 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
     last_denies = bool(rules) and rules[-1].endswith("!ALL")
     if nopasswd:
         return Finding("fail", expected, f"passwordless sudo{member}",
-                       f"{user} can run any command as root without a password", evidence)
+                       f"{user} can run any command as root without a password{via_sudo_group_file(facts, groups)}",
+                       evidence)
     if usable_password and rules and not last_denies:
         return Finding("fail", expected, f"sudo with password{member}",
                        f"{user} has a password and a sudo rule ({rules[-1]})", evidence)

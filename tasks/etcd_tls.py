@@ -43,6 +43,10 @@ META = ControlMeta(
     serial=True,
 )
 
+# Why the control does not apply elsewhere (hardnir.platforms): Fedora CoreOS ships no etcd (fedora-coreos-docs
+# migrate-cl.adoc); Flatcar still ships etcd-member.service, so the control applies there.
+PLATFORM_NOTES = {"fcos": "etcd is not part of Fedora CoreOS (run it as a container if you need it)"}
+
 PARAMS = (
     Param("listen_client_urls", "url_list", "https://0.0.0.0:2379",
           "where etcd serves clients (ETCD_LISTEN_CLIENT_URLS)"),

@@ -40,6 +40,13 @@ META = ControlMeta(
     order=20,
 )
 
+# Why the control does not apply elsewhere (hardnir.platforms): fleet left Container Linux in 2018
+# (coreos/coreos-overlay 52c85ab8b) and was never part of Flatcar or Fedora CoreOS (fedora-coreos-docs migrate-cl).
+PLATFORM_NOTES = {
+    "flatcar": "fleet is not part of Flatcar (it was dropped from Container Linux before Flatcar forked)",
+    "fcos": "fleet is not part of Fedora CoreOS",
+}
+
 PARAMS = (Param("etcd_servers", "url_list", "https://{address}:2379", "the etcd endpoints fleet uses"),)
 SHARED = ("etcd_tls",)
 UNIT = "fleet.service"

@@ -40,6 +40,13 @@ META = ControlMeta(
     order=40,
 )
 
+# Why the control does not apply elsewhere (hardnir.platforms): fleet left Container Linux in 2018
+# (coreos/coreos-overlay 52c85ab8b) and was never part of Flatcar or Fedora CoreOS (fedora-coreos-docs migrate-cl).
+PLATFORM_NOTES = {
+    "flatcar": "fleet is not part of Flatcar (it was dropped from Container Linux before Flatcar forked)",
+    "fcos": "fleet is not part of Fedora CoreOS",
+}
+
 PARAMS = (
     Param("policy", "choice", "restricted", "restricted: the socket is 0600 root:root; mask: fleet.socket is masked",
           choices=("restricted", "mask"), aliases=(("restrict", "restricted"),)),

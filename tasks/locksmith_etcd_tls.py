@@ -41,6 +41,10 @@ META = ControlMeta(
     order=30,
 )
 
+# Why the control does not apply elsewhere (hardnir.platforms): Fedora CoreOS has no locksmith; Zincati
+# coordinates its reboots (coreos/zincati docs/usage/updates-strategy.md), checked by `zincati-tls`.
+PLATFORM_NOTES = {"fcos": "locksmith is not part of Fedora CoreOS (Zincati reboots it: see zincati-tls)"}
+
 PARAMS = (Param("endpoint", "url_list", "https://{address}:2379", "the etcd endpoints locksmithd uses"),)
 SHARED = ("etcd_tls",)
 UNIT = "locksmithd.service"

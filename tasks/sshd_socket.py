@@ -10,6 +10,9 @@ listeners (`ss`), never the word "enabled". Two policies:
   unless a verified fallback path exists or the operator passes --allow-lockout.
 Both are network changes: a dead-man timer restores the old state unless a fresh SSH login works afterwards.
 Rollback restores the backed-up unit files and restarts sshd.socket.
+Flatcar: same model (sshd.socket). Its /etc/ssh/sshd_config is a symlink into read-only /usr; this control never
+edits sshd_config, so the link stays. Fedora CoreOS runs sshd.service, not the socket: `hardnir.sshd_service`
+judges and restricts it through an sshd_config.d drop-in.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hardnir import filesafe
+from hardnir import filesafe, sshd_service
 from hardnir.control import ControlMeta, Finding, Plan, Remove, Symlink, not_applicable, write_if_changed
 from hardnir.facts import Facts, is_wildcard_listen, listen_port
 from hardnir.params import PLACEHOLDER, Param
@@ -29,7 +32,7 @@ META = ControlMeta(
     section="Remote Listening Services: Disabling sshd",
     severity="high",
     disruption="medium",
-    platforms=("coreos", "flatcar"),
+    platforms=("coreos", "flatcar", "fcos"),
     rationale="sshd on port 22 of every interface is the only remote listener CoreOS ships; restrict it to "
     "the management address, or disable it where a console is the way in.",
     remediation="restrict sshd.socket to the policy addresses with a `90-hardnir-listen.conf` drop-in "
@@ -53,11 +56,15 @@ SHARED = ("hardnir_deadman_seconds",)
 
 UNIT_PATH = "/etc/systemd/system/sshd.socket"
 DROPIN = "/etc/systemd/system/sshd.socket.d/90-hardnir-listen.conf"
-SHAPES = {DROPIN: filesafe.DropinShape("Socket", frozenset({"ListenStream", "FreeBind"}))}
+SHAPES = {
+    DROPIN: filesafe.DropinShape("Socket", frozenset({"ListenStream", "FreeBind"})),
+    sshd_service.DROPIN: filesafe.LinesShape(sshd_service.LISTEN_LINE),  # Fedora CoreOS
+}
 
 
 def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [unit_item("sshd.socket"), unit_item("sshd.service"), file_item(UNIT_PATH), file_item(DROPIN)]
+    return [unit_item("sshd.socket"), unit_item("sshd.service"), file_item(UNIT_PATH), file_item(DROPIN),
+            *sshd_service.probe_items()]
 
 
 def allowed_listen(params: Mapping[str, Any]) -> list[str]:
@@ -65,6 +72,8 @@ def allowed_listen(params: Mapping[str, Any]) -> list[str]:
 
 
 def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
+    if facts.platform == "fcos":  # sshd.service, configured in sshd_config.d (hardnir.sshd_service)
+        return sshd_service.check(facts, params)
     sock = facts.unit("sshd.socket")
     svc = facts.unit("sshd.service")
     policy = str(params["policy"])
@@ -124,6 +133,8 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
 
 
 def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
+    if facts.platform == "fcos":
+        return sshd_service.plan_fix(facts, params)
     if check(facts, params).status != "fail":
         return Plan()
     policy = str(params["policy"])

@@ -31,6 +31,8 @@ COLUMN_DESCRIPTIONS: Final[Mapping[str, str]] = {
     "started_at": "when the step started, ISO 8601 UTC",
     "duration_s": "seconds from that start to when the row was recorded",
     "host_key": "SSH host key fingerprint of the host (extra column)",
+    "platform": "the host's platform from os-release: coreos, flatcar, fcos, another ID, or empty if unread (extra)",
+    "platform_version": "os-release VERSION_ID of the host (extra column)",
     "waiver_reason": "reason of the waiver that matched this row (waived, or failing on an expired waiver), or empty",
     "waiver_approver": "approver of that waiver, if the waiver file names one",
     "waiver_expires": "expiry date of that waiver (ISO 8601), empty if it never expires",

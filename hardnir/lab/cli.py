@@ -12,6 +12,7 @@ from pathlib import Path
 from hardnir.lab.common import LabError, log
 from hardnir.lab.lifecycle import down, status, up
 from hardnir.lab.model import HostStatus
+from hardnir.lab.profiles import LAB_PLATFORMS
 
 
 def build_parser(prog: str = "hardnir lab") -> argparse.ArgumentParser:
@@ -27,6 +28,9 @@ def build_parser(prog: str = "hardnir lab") -> argparse.ArgumentParser:
                       help="seed that picks each host's starting state (default 1; host 1 is always vanilla)")
     p_up.add_argument("--dead", type=int, default=0, metavar="N",
                       help="extra inventory entries dead-01.. on 198.19.255.N with nothing behind them")
+    p_up.add_argument("--platform", choices=LAB_PLATFORMS, default="mixed",
+                      help="which platform the hosts imitate: coreos (Container Linux), flatcar, fcos (Fedora "
+                      "CoreOS), or mixed (default: hosts 1-3 are vanilla coreos, flatcar, fcos; the rest drawn)")
     p_up.add_argument("--inventory", type=Path, default=Path("inventory/lab"), metavar="DIR",
                       help="where to write the Nornir inventory (default inventory/lab)")
     sub.add_parser("down", help="remove containers, overlays, namespaces, veths and the bridge")
@@ -48,7 +52,8 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "up":
             started = time.monotonic()
-            info = up(hosts=args.hosts, seed=args.seed, inventory_dir=args.inventory, dead_hosts=args.dead)
+            info = up(hosts=args.hosts, seed=args.seed, inventory_dir=args.inventory, dead_hosts=args.dead,
+                      platform=args.platform)
             print(f"lab up: {len(info.hosts)} hosts in {time.monotonic() - started:.1f} s "
                   f"(boot {info.boot_seconds:.1f} s); inventory {info.inventory_dir}", file=sys.stderr)
             _print_table(status(), {h.name: h.profile for h in info.hosts})

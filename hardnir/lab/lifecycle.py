@@ -23,7 +23,7 @@ from hardnir.lab.hosts import HostPaths, host_paths, lab_fs
 from hardnir.lab.image import Account, accounts, ensure_image
 from hardnir.lab.inventory import write_inventory
 from hardnir.lab.model import HostRecord, HostStatus, LabInfo, LabState, load_state, save_state
-from hardnir.lab.profiles import SeedInput, draw_profiles, seed_host
+from hardnir.lab.profiles import LAB_PLATFORMS, SeedInput, draw_profiles, seed_host
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -38,8 +38,11 @@ def up(
     seed: int = 1,
     inventory_dir: Path = Path("inventory/lab"),
     dead_hosts: int = 0,
+    platform: str = "mixed",
 ) -> LabInfo:
     """Boot `hosts` lab hosts (building the image first if needed), write the inventory, return the lab.
+
+    `platform` (coreos, flatcar, fcos or mixed) says which platform the hosts imitate (`hardnir.lab.profiles`).
 
     A lab that is already up is torn down first. On failure everything created so far is removed again
     (console logs of the hosts are kept in <cache dir>/last-failure/).
@@ -50,6 +53,8 @@ def up(
         raise LabError(f"--hosts must be between 1 and {network.MAX_HOSTS}")
     if not 0 <= dead_hosts <= 254:
         raise LabError("--dead must be between 0 and 254")
+    if platform not in LAB_PLATFORMS:
+        raise LabError(f"--platform must be one of {', '.join(LAB_PLATFORMS)}")
     inventory_dir = inventory_dir.expanduser().absolute()
     with _locked():
         if load_state() is not None or _leftovers():
@@ -62,6 +67,7 @@ def up(
         width = max(2, len(str(hosts)))
         state = LabState(
             seed=seed,
+            platform=platform,
             rootfs=str(rootfs),
             inventory_dir=str(inventory_dir),
             key_file=str(inventory_dir / "id_ed25519"),
@@ -70,7 +76,7 @@ def up(
             created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             hosts=[
                 HostRecord(f"lab-{i:0{width}d}", network.host_address(i), profile, uuid.uuid4().hex)
-                for i, profile in enumerate(draw_profiles(hosts, seed), start=1)
+                for i, profile in enumerate(draw_profiles(hosts, seed, platform), start=1)
             ],
             dead=[HostRecord(f"dead-{i:02d}", network.dead_address(i), {"dead": "true"})
                   for i in range(1, dead_hosts + 1)],

@@ -34,6 +34,7 @@ class LabInfo:
     dead_hosts: list[LabHost] = field(default_factory=list)
     seed: int = 1
     boot_seconds: float = 0.0
+    platform: str = "mixed"
 
 
 @dataclass
@@ -68,6 +69,7 @@ class LabState:
     dead: list[HostRecord] = field(default_factory=list)
     phase: str = "starting"
     boot_seconds: float = 0.0
+    platform: str = "mixed"
 
     def host(self, name: str) -> HostRecord:
         for record in self.hosts:
@@ -88,6 +90,7 @@ class LabState:
             dead_hosts=[lab_host(r) for r in self.dead],
             seed=self.seed,
             boot_seconds=self.boot_seconds,
+            platform=self.platform,
         )
 
 

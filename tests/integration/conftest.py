@@ -1,7 +1,8 @@
 """Integration tests run against the lab: real systemd, sshd, users, groups and sudo in systemd-nspawn hosts.
 
-The session fixture `lab` boots the lab once (HARDNIR_TEST_HOSTS hosts, default 20, seed 7, one dead inventory
-entry) and removes it at the end. With HARDNIR_TEST_REUSE_LAB=1 it uses the lab that is already up (or brings
+The session fixture `lab` boots the lab once (HARDNIR_TEST_HOSTS hosts, default 20, seed 7, platform mixed: hosts
+1-3 are the vanilla Container Linux, Flatcar and Fedora CoreOS hosts; one dead inventory entry) and removes it at
+the end. With HARDNIR_TEST_REUSE_LAB=1 it uses the lab that is already up (or brings
 one up and leaves it running for the next session). Needs root; skipped otherwise.
 """
 
@@ -21,6 +22,7 @@ import pytest
 from hardnir.lab import LabHost, LabInfo, down, info, up
 
 TEST_SEED = 7
+TEST_PLATFORM = "mixed"  # one lab boot covers Container Linux, Flatcar and Fedora CoreOS
 
 
 def _reuse() -> bool:
@@ -38,12 +40,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabInfo]:
     with _lab_lock():  # never share the one lab with another run (tests, benchmarks) at the same time
         current = info() if _reuse() else None
         if (current is not None and current.seed == TEST_SEED and len(current.hosts) == hosts
+                and current.platform == TEST_PLATFORM
                 and current.key_file.exists() and current.known_hosts.exists()):
             yield current
             return
         inventory = (Path(tempfile.gettempdir()) / "hardnir-test-lab-inventory" if _reuse()
                      else tmp_path_factory.mktemp("lab-inventory"))
-        lab_info = up(hosts=hosts, seed=TEST_SEED, inventory_dir=inventory, dead_hosts=1)
+        lab_info = up(hosts=hosts, seed=TEST_SEED, inventory_dir=inventory, dead_hosts=1, platform=TEST_PLATFORM)
         yield lab_info
         if not _reuse():
             down()

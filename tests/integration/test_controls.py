@@ -18,7 +18,8 @@ pytestmark = pytest.mark.lab
 SNAPSHOT = r"""
 find /etc -xdev -printf '%p %m %u %g %l\n' 2>/dev/null | sort | sha256sum
 find /etc -xdev -type f -print0 2>/dev/null | sort -z | xargs -0 sha256sum | sha256sum
-for u in sshd.socket fleet.socket fleet.service docker.socket etcd2.service locksmithd.service; do
+for u in sshd.socket sshd.service fleet.socket fleet.service docker.socket etcd2.service etcd-member.service \
+         locksmithd.service zincati.service; do
   systemctl show -p ActiveState -p MainPID -p Listen -p Environment "$u"; done
 for s in /run/fleet.sock /run/docker.sock; do stat -c '%n %a %U %G %i' "$s" 2>/dev/null; done
 id -nG core; ls /var/lib/hardnir 2>&1 | head -3
@@ -92,19 +93,20 @@ def test_control_lifecycle(lab: Any, tmp_path: Path, control: str, data: dict[st
         reset_host(VANILLA)
 
 
-def lifecycle(lab: Any, tmp_path: Path, control: str, data: dict[str, Any]) -> None:
-    inv = inventory_for(lab, tmp_path, VANILLA, hardnir_deadman_seconds=60, **data)
+def lifecycle(lab: Any, tmp_path: Path, control: str, data: dict[str, Any], host: str = VANILLA) -> None:
+    """The whole lifecycle of `control` on lab host `host` (which must fail the control when seeded)."""
+    inv = inventory_for(lab, tmp_path, host, hardnir_deadman_seconds=60, **data)
     selection = ",".join(filter(None, [WITH.get(control), control]))
     out = tmp_path / "runs"
 
     audit = api.execute("audit", inv, controls=selection, out=out / "audit")
     assert one(audit, control, "check")["status"] == "fail"
-    original = normalized_facts(inv, VANILLA, selection)
+    original = normalized_facts(inv, host, selection)
 
-    before = lab_exec(VANILLA, SNAPSHOT).stdout
+    before = lab_exec(host, SNAPSHOT).stdout
     dry = api.execute("remediate", inv, controls=selection, dry_run=True, out=out / "dry")
     assert one(dry, control, "fix")["status"] == "would_fix"
-    assert lab_exec(VANILLA, SNAPSHOT).stdout == before, "dry run changed the host"
+    assert lab_exec(host, SNAPSHOT).stdout == before, "dry run changed the host"
 
     fixed = api.execute("remediate", inv, controls=selection, out=out / "fix")
     fix_row = one(fixed, control, "fix")
@@ -112,8 +114,8 @@ def lifecycle(lab: Any, tmp_path: Path, control: str, data: dict[str, Any]) -> N
     assert fix_row["changed"] is True
     assert one(fixed, control, "verify")["status"] == "pass"
     if control == "etcd-tls":  # the network agrees: no plain http, no https without a client certificate
-        address = next(h.address for h in lab.hosts if h.name == VANILLA)
-        probe = lab_exec(VANILLA, f"""
+        address = next(h.address for h in lab.hosts if h.name == host)
+        probe = lab_exec(host, f"""
             curl -s -m 3 http://{address}:2379/version >/dev/null; echo "http=$?"
             curl -s -m 3 -k https://{address}:2379/version >/dev/null; echo "nocert=$?"
             curl -sf -m 3 --cacert /etc/ssl/etcd/ca.pem --cert /etc/ssl/etcd/client.pem \
@@ -122,10 +124,10 @@ def lifecycle(lab: Any, tmp_path: Path, control: str, data: dict[str, Any]) -> N
         assert "http=0" not in probe and "nocert=0" not in probe and "cert=0" in probe, probe
     if control in ("fleet-etcd-tls", "locksmith-etcd-tls"):  # the running daemon points at https
         unit = "fleet.service" if control == "fleet-etcd-tls" else "locksmithd.service"
-        env = lab_exec(VANILLA, f"tr '\\0' '\\n' < /proc/$(systemctl show -p MainPID {unit} | cut -d= -f2)/environ")
+        env = lab_exec(host, f"tr '\\0' '\\n' < /proc/$(systemctl show -p MainPID {unit} | cut -d= -f2)/environ")
         assert "=https://" in env.stdout and "CAFILE=/etc/ssl/etcd/ca.pem" in env.stdout, env.stdout
     if control == "core-wheel":  # core has no sudo any more: from now on the operator uses the fallback admin
-        inv = inventory_for(lab, tmp_path, VANILLA, username="ops", hardnir_deadman_seconds=60, **data)
+        inv = inventory_for(lab, tmp_path, host, username="ops", hardnir_deadman_seconds=60, **data)
 
     again = api.execute("remediate", inv, controls=selection, out=out / "again")
     assert one(again, control, "check")["status"] == "pass"
@@ -134,7 +136,7 @@ def lifecycle(lab: Any, tmp_path: Path, control: str, data: dict[str, Any]) -> N
 
     undo = api.execute("rollback", inv, target_run=out / "fix", out=out / "rollback")
     assert one(undo, control, "rollback")["status"] == "restored"
-    assert normalized_facts(inv, VANILLA, selection) == original
+    assert normalized_facts(inv, host, selection) == original
 
     after = api.execute("audit", inv, controls=selection, out=out / "after")
     assert one(after, control, "check")["status"] == "fail"

@@ -42,7 +42,7 @@ def vanilla(lab: LabInfo) -> LabHost:
     """Host 1, reset first: test modules that ran before this one may have hardened it."""
     host = lab.hosts[0]
     assert host.name.startswith("lab-0") and host.name.endswith("1")
-    assert set(host.profile.values()) <= {"vanilla", "coreos"}
+    assert set(host.profile.values()) <= {"vanilla", "coreos", "missing"}
     reset_host(host.name)
     return host
 
@@ -236,7 +236,7 @@ def test_etcd2_serves_plain_http_on_the_host_address(vanilla: LabHost) -> None:
 
 
 def test_tls_host_requires_client_certificates(lab: LabInfo) -> None:
-    host = first_with(lab, etcd="tls")
+    host = first_with(lab, os="coreos", etcd="tls")
     url = f"https://{host.address}:2379/version"
     plain = lab_exec(host.name, f"curl -sS -m 5 http://{host.address}:2379/version")
     assert "etcdserver" not in plain.stdout
@@ -253,34 +253,50 @@ def test_tls_host_requires_client_certificates(lab: LabInfo) -> None:
 
 def test_every_host_starts_in_its_seeded_state(lab: LabInfo) -> None:
     probe = r"""
-        . /etc/os-release; echo "os=$ID"
+        . /etc/os-release; echo "os=$ID${VARIANT_ID:+/$VARIANT_ID}"
         echo "listen=$(systemctl show -p Listen sshd.socket | cut -d= -f2-)"
-        for u in etcd2.service fleet.service fleet.socket locksmithd.service docker.socket; do
+        echo "sshd=$(systemctl is-active sshd.socket)/$(systemctl is-active sshd.service)"
+        echo "sshdT=$(sshd -T | grep -i '^listenaddress' | cut -d' ' -f2 | sort | tr '\n' ' ')"
+        for u in etcd2.service etcd-member.service fleet.service fleet.socket locksmithd.service docker.socket \
+                 zincati.service; do
             echo "$u=$(systemctl show -p LoadState $u | cut -d= -f2)"
         done
         echo "fleetsock=$(stat -c '%a %U:%G' /run/fleet.sock 2>/dev/null)"
         echo "etcgroup=$(grep -E '^wheel:' /etc/group)"
         echo "idgroups=$(id -nG core)"
-        echo "etcdenv=$(systemctl show -p Environment etcd2.service)"
+        echo "etcdenv=$(systemctl show -p Environment etcd2.service etcd-member.service | tr '\n' ' ')"
         echo "fleetenv=$(systemctl show -p Environment fleet.service)"
+        echo "updateconf=$(systemctl show -p EnvironmentFiles locksmithd.service | tr '\n' ' ')"
+        echo "sshdconfig=$(readlink /etc/ssh/sshd_config)"
+        echo "zincati=$(cat /etc/zincati/config.d/*.toml 2>/dev/null | grep base_url)"
         echo "state=$(systemctl is-system-running)"
     """
+    os_ids = {"coreos": "coreos", "flatcar": "flatcar", "fcos": "fedora/coreos"}
+    etcd_units = {"coreos": "etcd2.service", "flatcar": "etcd-member.service"}
 
     def check(host: LabHost) -> None:
         facts = dict(line.split("=", 1) for line in root_sh(host, probe).splitlines() if "=" in line)
         p = host.profile
+        platform = p["os"]
         assert facts["state"] == "running", host.name
-        assert facts["os"] == p["os"], host.name
-        if p["sshd"] == "restricted":
+        assert facts["os"] == os_ids[platform], host.name
+        if platform == "fcos":  # sshd.service at boot, restricted through sshd_config.d
+            assert facts["sshd"] == "inactive/active", host.name
+            want = f"{host.address}:22 " if p["sshd"] == "restricted" else "0.0.0.0:22 [::]:22 "
+            assert facts["sshdT"] == want, host.name
+        elif p["sshd"] == "restricted":
             assert facts["listen"] == f"{host.address}:22 (Stream)", host.name
         else:
             assert facts["listen"] == "[::]:22 (Stream)", host.name
+        assert facts["sshdconfig"] == ("/usr/share/ssh/sshd_config" if platform == "flatcar" else ""), host.name
         if p["etcd"] == "missing":
-            assert facts["etcd2.service"] == facts["locksmithd.service"] == "not-found", host.name
+            assert facts["etcd2.service"] != "loaded" and facts["locksmithd.service"] == "not-found", host.name
         else:
-            assert facts["etcd2.service"] == "loaded", host.name
+            assert facts[etcd_units[platform]] == "loaded", host.name
             scheme = "https" if p["etcd"] == "tls" else "http"
             assert f"ETCD_ADVERTISE_CLIENT_URLS={scheme}://{host.address}:2379" in facts["etcdenv"], host.name
+            conf = "/etc/flatcar/update.conf" if platform == "flatcar" else "/etc/coreos/update.conf"
+            assert conf in facts["updateconf"], host.name
         if p["fleet"] == "missing":
             assert facts["fleet.service"] == facts["fleet.socket"] == "not-found", host.name
         else:
@@ -290,21 +306,28 @@ def test_every_host_starts_in_its_seeded_state(lab: LabInfo) -> None:
             if p["etcd"] == "tls":
                 assert "FLEET_ETCD_CAFILE=/etc/ssl/etcd/ca.pem" in facts["fleetenv"], host.name
         assert facts["docker.socket"] == ("not-found" if p["docker"] == "missing" else "loaded"), host.name
+        assert facts["zincati.service"] == ("loaded" if platform == "fcos" else "not-found"), host.name
+        if p["zincati"] in ("vanilla", "tls"):
+            assert f'{"https" if p["zincati"] == "tls" else "http"}://' in facts["zincati"], host.name
         groups = set(facts["idgroups"].split())
+        if platform == "fcos":  # core's groups live in /etc/group only; not in docker (FCOS)
+            assert {"sudo", "adm", "systemd-journal"} <= groups and not {"docker", "rkt"} & groups, host.name
+            assert ("wheel" in groups) is (p["groups"] != "etc-removed"), host.name
+            return
         assert {"wheel", "docker"} <= groups, host.name
         if p["groups"] == "etc-removed":
             assert facts["etcgroup"] == "wheel:x:1010:root", host.name
             assert "rkt" not in groups, host.name
         else:
             assert facts["etcgroup"] == "wheel:x:1010:root,core", host.name
-            assert "rkt" in groups, host.name
+            assert ("rkt" in groups) is (platform == "coreos"), host.name
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(check, lab.hosts))
 
 
 def test_reset_host_restores_the_seeded_files_and_keeps_the_host_key(lab: LabInfo, lab_ssh: SSHRunner) -> None:
-    host = lab.hosts[-1]
+    host = next(h for h in reversed(lab.hosts) if h.profile["etcd"] != "missing")  # one with locksmithd
     root_sh(host, "touch /etc/hardnir-test-marker && systemctl mask --now locksmithd.service")
     reset_host(host.name)
     assert lab_exec(host.name, "test -e /etc/hardnir-test-marker").returncode != 0
@@ -335,7 +358,7 @@ def test_down_leaves_nothing_behind_then_up_again(lab: LabInfo) -> None:
         assert status() == []
         assert not ssh_banner(lab.hosts[0].address, timeout=1)
     finally:
-        again = up(hosts=hosts, seed=seed, inventory_dir=lab.inventory_dir, dead_hosts=dead)
+        again = up(hosts=hosts, seed=seed, inventory_dir=lab.inventory_dir, dead_hosts=dead, platform=lab.platform)
         # Same names, addresses, profiles and files; new host keys: update the session's LabInfo in place.
         lab.hosts[:] = again.hosts
         lab.dead_hosts[:] = again.dead_hosts

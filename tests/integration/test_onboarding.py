@@ -231,6 +231,8 @@ def test_doctor_on_the_lab(lab: Any, tmp_path: Path, home: Path, hosts: list[Lab
         status, detail = rows[(host.address, "platform")]
         if host.profile["os"] == "flatcar":
             assert (status, detail) == ("ok", "Flatcar Container Linux 3510.2.1 (ID=flatcar)")
+        elif host.profile["os"] == "fcos":
+            assert (status, detail) == ("ok", "Fedora CoreOS 40 (ID=fedora)")
         else:
             assert status == "warn" and detail.startswith("CoreOS Container Linux 1235.9.0 (ID=coreos): end of life")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import hardnir
+from hardnir.control import catalogue
 
 pytest.importorskip("asyncssh")
 
@@ -46,7 +47,7 @@ def test_audit_gives_every_host_its_rows(fleet: Path) -> None:
     assert {"refuse", "drop"} <= set(faults.values())  # the seed puts both faults in this fleet
     df = hardnir.audit(fleet / f"inventory-{HOSTS}", out=fleet / "audit", workers=8)
     assert sorted(df["host"].unique()) == sorted(faults)
-    assert (df.groupby("host").size() == 8).all()
+    assert (df.groupby("host").size() == len(catalogue())).all()
     for host, fault in faults.items():
         statuses = set(df.loc[df["host"] == host, "status"].astype(str))
         messages = " ".join(df.loc[df["host"] == host, "message"].astype(str))
@@ -62,12 +63,12 @@ def test_audit_gives_every_host_its_rows(fleet: Path) -> None:
 def test_remediate_then_rollback(fleet: Path) -> None:
     healthy = [h for h, fault in _faults(fleet).items() if not fault][:6]
     df = hardnir.remediate(fleet / f"inventory-{HOSTS}", hosts=healthy, out=fleet / "remediate", workers=4)
-    assert (df.groupby("host").size() == 24).all() and sorted(df["host"].unique()) == sorted(healthy)
+    assert (df.groupby("host").size() == 3 * len(catalogue())).all() and sorted(df["host"].unique()) == sorted(healthy)
     fixes = df[df["phase"] == "fix"]
     assert (fixes["status"] == "fixed").sum() > 0
     verify = df[df["phase"] == "verify"]
     assert (verify.loc[fixes["status"].eq("fixed").to_numpy(), "status"] == "pass").all()
     back = hardnir.rollback(fleet / f"inventory-{HOSTS}", run=fleet / "remediate", out=fleet / "rollback",
                             hosts=healthy, workers=4)
-    assert (back["phase"] == "rollback").sum() == 8 * len(healthy)
+    assert (back["phase"] == "rollback").sum() == len(catalogue()) * len(healthy)
     assert (back.loc[back["phase"] == "rollback", "status"].isin(["restored", "unchanged"])).all()

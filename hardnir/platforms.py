@@ -1,0 +1,74 @@
+"""Platforms: which CoreOS-family system a host runs, and whether a control applies to it.
+
+A host's platform comes from its os-release (`ID`, and `VARIANT_ID` for Fedora CoreOS, whose `ID` is `fedora`;
+controls-spec.md 1.1). Each control declares the platforms it was written for (`ControlMeta.platforms`) and may
+say why it does not apply elsewhere (`PLATFORM_NOTES` in its module, e.g. "fleet is not part of Flatcar").
+
+- a known platform outside the control's list: `not_applicable` with that reason; never `fail`, never a fix;
+- an unknown platform (or no os-release): the control is judged on the facts as usual, with a note saying so;
+- every result row carries the host's platform and version in the extra columns :data:`COLUMNS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+#: Platform id -> the name people know it by.
+NAMES: Final[Mapping[str, str]] = {
+    "coreos": "CoreOS Container Linux",
+    "flatcar": "Flatcar Container Linux",
+    "fcos": "Fedora CoreOS",
+}
+KNOWN: Final[tuple[str, ...]] = tuple(NAMES)
+UNKNOWN: Final = "unknown"
+
+#: The extra result columns every runbook row carries (after ``host_key``): platform id and os-release VERSION_ID.
+COLUMNS: Final[tuple[str, ...]] = ("platform", "platform_version")
+
+
+def platform_of(release: Mapping[str, str]) -> str:
+    """`coreos`, `flatcar`, `fcos`, another os-release ID as is, or `unknown` when there is none."""
+    if release.get("ID") == "fedora" and release.get("VARIANT_ID") == "coreos":
+        return "fcos"
+    return release.get("ID", "").strip() or UNKNOWN
+
+
+def name_of(platform: str) -> str:
+    return NAMES.get(platform, platform)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a control meets a host's platform: applies (with an optional note), or not (with the reason)."""
+
+    applies: bool
+    reason: str = ""  # why not (applies=False), or a note to append to the finding (unknown platform)
+
+
+def judge(platform: str, version: str, control_id: str, platforms: Sequence[str],
+          notes: Mapping[str, str]) -> Verdict:
+    """Does a control written for `platforms` apply to a host of `platform`? `notes` give per-platform reasons."""
+    if platform in platforms:
+        return Verdict(True)
+    if platform in KNOWN:
+        reason = notes.get(platform) or (
+            f"{control_id} does not apply to {name_of(platform)} (written for "
+            f"{', '.join(name_of(p) for p in platforms)})")
+        return Verdict(False, reason)
+    shown = "no os-release" if platform == UNKNOWN else f"platform {platform} {version}".rstrip()
+    return Verdict(True, f"note: {shown} is not one hardnir knows ({', '.join(KNOWN)}); judged on the facts only")
+
+
+def columns(platform: str, version: str) -> dict[str, str]:
+    """The values of :data:`COLUMNS` for one host ("" for both when the host could not be read)."""
+    return dict(zip(COLUMNS, (platform, version), strict=True))
+
+
+def stamp(rows: list[dict[str, object]], platform: str = "", version: str = "") -> list[dict[str, object]]:
+    """Give every row of one host the platform columns (in place; returns `rows`)."""
+    values = columns(platform, version)
+    for row in rows:
+        row.update(values)
+    return rows
