@@ -9,6 +9,9 @@ listeners (`ss`), never the word "enabled". Two policies:
 - `disabled` (the guide's literal fix): mask the socket. That removes the tool's own way in, so it is blocked
   unless a verified fallback path exists or the operator passes --allow-lockout.
 Both are network changes: a dead-man timer restores the old state unless a fresh SSH login works afterwards.
+Live listeners: whatever holds a TCP listener on the ssh ports now (`ss -ltnp`: systemd for the socket, or an
+sshd.service that holds :22 itself or inherited it from an `Accept=no` socket) is judged against the policy too,
+so a masked socket with a live sshd still fails, naming the process and unit.
 Rollback restores the backed-up unit files and restarts sshd.socket.
 """
 
@@ -17,11 +20,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hardnir import filesafe
+from hardnir import filesafe, live
 from hardnir.control import ControlMeta, Finding, Plan, Remove, Symlink, not_applicable, write_if_changed
-from hardnir.facts import Facts, is_wildcard_listen, listen_port
+from hardnir.facts import Facts, LiveListener, is_wildcard_listen, listen_port
 from hardnir.params import PLACEHOLDER, Param
-from hardnir.probe import file_item, unit_item
+from hardnir.probe import file_item, listen_item, unit_item
 
 META = ControlMeta(
     id="sshd-socket",
@@ -57,7 +60,14 @@ SHAPES = {DROPIN: filesafe.DropinShape("Socket", frozenset({"ListenStream", "Fre
 
 
 def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [unit_item("sshd.socket"), unit_item("sshd.service"), file_item(UNIT_PATH), file_item(DROPIN)]
+    return [unit_item("sshd.socket"), unit_item("sshd.service"), file_item(UNIT_PATH), file_item(DROPIN),
+            *(listen_item(f"tcp:{port}") for port in ssh_ports(params))]
+
+
+def ssh_ports(params: Mapping[str, Any]) -> list[str]:
+    """The TCP ports whose live listeners are judged: 22 and every port of the policy's listen list."""
+    ports = {listen_port(a) for a in allowed_listen(params) if listen_port(a).isdigit()}
+    return sorted(ports | {"22"}, key=int)
 
 
 def allowed_listen(params: Mapping[str, Any]) -> list[str]:
@@ -89,6 +99,9 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
     if not sock.exists and not svc.active:
         return not_applicable(expected, "no sshd.socket and sshd.service is not running", evidence)
     if svc.active:
+        live_finding = _live_verdict(facts, params, expected, evidence)
+        if live_finding is not None:
+            return live_finding
         wild = [a for a in facts.listeners if is_wildcard_listen(a) and listen_port(a) == "22"]
         if policy == "disabled" or wild:
             return Finding(
@@ -101,7 +114,8 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
             return Finding("fail", expected, "masked-runtime", "masked in /run only: lost at reboot", evidence)
         if sock.active:
             return Finding("fail", expected, "masked but still active", "masked but not stopped", evidence)
-        return Finding("pass", expected, "masked", "sshd.socket is masked and inactive", evidence)
+        return _live_verdict(facts, params, expected, evidence) or Finding(
+            "pass", expected, "masked", "sshd.socket is masked and inactive", evidence)
     observed = ", ".join(listen) or "no Listen entries"
     note = ""
     if sock.get("FragmentPath") == UNIT_PATH:
@@ -116,11 +130,47 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
     if outside:
         return Finding("fail", expected, observed, f"listen entries outside policy: {', '.join(outside)}",
                        evidence)
+    live_finding = _live_verdict(facts, params, expected, evidence)
+    if live_finding is not None:
+        return live_finding
     if live_wild and sock.active:
         return Finding("fail", expected, observed + f" (live: {', '.join(live_wild)})",
                        "configured correctly but the live socket still listens on all interfaces "
                        "(restart of sshd.socket pending)", evidence)
     return Finding("pass", expected, observed, f"sshd.socket listens only on policy addresses{note}", evidence)
+
+
+def _live_verdict(facts: Facts, params: Mapping[str, Any], expected: str, evidence: dict[str, Any]) -> Finding | None:
+    """What listens on the ssh ports now, judged against the policy; None when nothing live objects (or the
+    live listeners were not probed). Adds them to the evidence."""
+    policy = str(params["policy"])
+    allowed = {a.replace("[", "").replace("]", "") for a in allowed_listen(params)}
+    probed = [facts.listening(f"tcp:{port}") for port in ssh_ports(params)]
+    found = [lst for fact in probed for lst in fact.listeners]
+    evidence["live_ssh_listeners"] = {lst.address: [h.describe for h in lst.holders] for lst in found}
+    bad = [lst for lst in found if policy == "disabled" or is_wildcard_listen(lst.address)
+           or lst.address.replace("[", "").replace("]", "") not in allowed]
+    if bad:
+        return _live_failure(facts, bad, expected, evidence)
+    if policy == "disabled" and probed and all(fact.probed for fact in probed):
+        states = live.unit_states(facts.unit("sshd.service"))
+        if states:
+            return Finding("fail", expected, "nothing listens; " + ", ".join(states),
+                           f"{live.idle_note('the ssh ports', facts.unit('sshd.service'))}: it listens again at "
+                           "its next start", evidence)
+    return None
+
+
+def _live_failure(facts: Facts, bad: list[LiveListener], expected: str, evidence: dict[str, Any]) -> Finding:
+    sock = facts.unit("sshd.socket")
+    addresses = ", ".join(lst.address for lst in bad)
+    holders = ", ".join(dict.fromkeys(h.describe for lst in bad for h in lst.holders)) or "an unknown process"
+    observed = f"live: {addresses} held by {holders}"
+    if all(h.is_pid1 for lst in bad for h in lst.holders) and sock.active and not sock.masked:
+        return Finding("fail", expected, observed, "configured correctly but the live socket still listens on "
+                       f"{addresses} (restart of sshd.socket pending)", evidence)
+    prefix = "sshd.socket is masked, but " if sock.masked else ""
+    return Finding("fail", expected, observed, f"{prefix}{holders} listens on {addresses}", evidence)
 
 
 def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
