@@ -152,7 +152,15 @@ class ListenFact:
             return "unknown"
         if not self.listeners:
             return "nothing listens"
-        return "held by " + ", ".join(h.describe for h in self.holders)
+        return "held by " + describe_holders(self.holders)
+
+
+def describe_holders(holders: tuple[Holder, ...] | list[Holder]) -> str:
+    """`fleet.service (pid 57 fleetd, pid 90 sleep), init.scope (pid 1 systemd)`: grouped by unit, in order."""
+    units: dict[str, list[str]] = {}
+    for holder in holders:
+        units.setdefault(holder.unit or "no unit", []).append(f"pid {holder.pid} {holder.comm}")
+    return ", ".join(f"{unit} ({', '.join(pids)})" for unit, pids in units.items())
 
 
 _HOLDER = re.compile(r'\("((?:[^"\\]|\\.)*)",pid=(\d+),fd=\d+\)')

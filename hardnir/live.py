@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 
-from hardnir.facts import ListenFact, SocketFact, Unit
+from hardnir.facts import ListenFact, SocketFact, Unit, describe_holders
 from hardnir.probe import listen_aliases
 
 
@@ -41,7 +41,7 @@ def idle_note(what: str, *units: Unit) -> str:
 
 
 def holders_text(live: ListenFact) -> str:
-    return ", ".join(h.describe for h in live.holders) or "an unknown process"
+    return describe_holders(live.holders) or "an unknown process"
 
 
 def unix_listening_command(path: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 from hardnir import filesafe, live
 from hardnir.control import ControlMeta, Finding, Plan, Remove, Symlink, not_applicable, write_if_changed
-from hardnir.facts import Facts, LiveListener, is_wildcard_listen, listen_port
+from hardnir.facts import Facts, LiveListener, describe_holders, is_wildcard_listen, listen_port
 from hardnir.params import PLACEHOLDER, Param
 from hardnir.probe import file_item, listen_item, unit_item
 
@@ -133,7 +133,8 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
     live_finding = _live_verdict(facts, params, expected, evidence)
     if live_finding is not None:
         return live_finding
-    if live_wild and sock.active:
+    probed = all(facts.listening(f"tcp:{port}").probed for port in ssh_ports(params))
+    if live_wild and sock.active and not probed:  # without live holders: judge `ss -ltn` alone
         return Finding("fail", expected, observed + f" (live: {', '.join(live_wild)})",
                        "configured correctly but the live socket still listens on all interfaces "
                        "(restart of sshd.socket pending)", evidence)
@@ -164,7 +165,7 @@ def _live_verdict(facts: Facts, params: Mapping[str, Any], expected: str, eviden
 def _live_failure(facts: Facts, bad: list[LiveListener], expected: str, evidence: dict[str, Any]) -> Finding:
     sock = facts.unit("sshd.socket")
     addresses = ", ".join(lst.address for lst in bad)
-    holders = ", ".join(dict.fromkeys(h.describe for lst in bad for h in lst.holders)) or "an unknown process"
+    holders = describe_holders(list(dict.fromkeys(h for lst in bad for h in lst.holders))) or "an unknown process"
     observed = f"live: {addresses} held by {holders}"
     if all(h.is_pid1 for lst in bad for h in lst.holders) and sock.active and not sock.masked:
         return Finding("fail", expected, observed, "configured correctly but the live socket still listens on "
