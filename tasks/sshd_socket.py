@@ -17,11 +17,12 @@ Rollback restores the backed-up unit files and restarts sshd.socket.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
 from hardnir import filesafe, live
-from hardnir.control import ControlMeta, Finding, Plan, Remove, Symlink, not_applicable, write_if_changed
+from hardnir.control import ControlMeta, Exec, Finding, Plan, Remove, Step, Symlink, not_applicable, write_if_changed
 from hardnir.facts import Facts, LiveListener, describe_holders, is_wildcard_listen, listen_port
 from hardnir.params import PLACEHOLDER, Param
 from hardnir.probe import file_item, listen_item, unit_item
@@ -117,9 +118,9 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
         return _live_verdict(facts, params, expected, evidence) or Finding(
             "pass", expected, "masked", "sshd.socket is masked and inactive", evidence)
     observed = ", ".join(listen) or "no Listen entries"
-    note = ""
+    note = _idle_ssh(facts, params)
     if sock.get("FragmentPath") == UNIT_PATH:
-        note = "; note: a full copy in /etc hides vendor fixes (TriggerLimitBurst=0)"
+        note += "; note: a full copy in /etc hides vendor fixes (TriggerLimitBurst=0)"
     if policy == "disabled":
         return Finding("fail", expected, observed, f"sshd.socket is not masked{note}", evidence)
     wildcard = [e for e in listen if is_wildcard_listen(e)]
@@ -162,6 +163,15 @@ def _live_verdict(facts: Facts, params: Mapping[str, Any], expected: str, eviden
     return None
 
 
+def _idle_ssh(facts: Facts, params: Mapping[str, Any]) -> str:
+    """`; nothing listens on the ssh ports now, but sshd.socket is active` (both facts), or ''."""
+    probed = [facts.listening(f"tcp:{port}") for port in ssh_ports(params)]
+    if not all(fact.probed for fact in probed) or any(fact.listening for fact in probed):
+        return ""
+    idle = live.idle_note("the ssh ports", facts.unit("sshd.socket"), facts.unit("sshd.service"))
+    return f"; {idle}" if idle else ""
+
+
 def _live_failure(facts: Facts, bad: list[LiveListener], expected: str, evidence: dict[str, Any]) -> Finding:
     sock = facts.unit("sshd.socket")
     addresses = ", ".join(lst.address for lst in bad)
@@ -183,17 +193,19 @@ def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
     if policy == "disabled":
         current = facts.file(UNIT_PATH)
         if current.kind == "link" and current.target == "/dev/null":
-            steps: list[Any] = []
+            steps: list[Step] = []
         else:
             steps = []
             if current.exists:
                 steps.append(Remove(UNIT_PATH, old=current.kind))
             steps.append(Symlink(UNIT_PATH, "/dev/null", old=current.kind))
+        was_masked = not steps
+        steps += _close_live_sshd(facts, params)
         post = ("systemctl daemon-reload", "systemctl stop sshd.socket") if steps or sock.active else ()
         return Plan(
             steps=tuple(steps),
             post=post,
-            rollback_post=rollback_post,
+            rollback_post=("systemctl daemon-reload",) if was_masked else rollback_post,
             lockout="masking sshd.socket stops every new SSH login, including this tool's",
             deadman=True,
         )
@@ -219,3 +231,20 @@ def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
         lockout=lockout,
         deadman=True,
     )
+
+
+def _close_live_sshd(facts: Facts, params: Mapping[str, Any]) -> list[Step]:
+    """Policy disabled: the services that still listen on the ssh ports (an sshd.service that holds :22, or
+    inherited it from an Accept=no socket) are stopped, and an enabled sshd.service is disabled, so nothing
+    listens now or after a reboot. Undone by starting / enabling them again."""
+    holders = [facts.listening(f"tcp:{port}") for port in ssh_ports(params)]
+    units = list(dict.fromkeys(u for fact in holders for u in fact.units_holding()))
+    steps: list[Step] = []
+    if units:
+        names = " ".join(shlex.quote(u) for u in units)
+        steps.append(Exec(command=f"systemctl stop {names}", undo=f"systemctl start {names}",
+                          why=f"{', '.join(units)} still listen on the ssh ports"))
+    if facts.unit("sshd.service").is_enabled == "enabled":
+        steps.append(Exec(command="systemctl disable sshd.service", undo="systemctl enable sshd.service",
+                          why="sshd.service would listen again at boot"))
+    return steps

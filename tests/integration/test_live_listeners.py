@@ -70,13 +70,15 @@ def cac_verdicts(name: str) -> dict[str, str]:
 
 
 # Back to the vanilla state, per unit family (the module fixture reboots the host from its seed at the end).
+# Sockets are stopped and started again, never just started: after a daemon-reload that changed its Listen list,
+# an active socket unit has closed the old listeners and opens the new ones only when it starts.
 RESTORE = {
     "fleet": "rm -f /etc/systemd/system/fleet.socket /etc/systemd/system/fleet.service /run/systemd/system/"
              "fleet.socket; rm -rf /etc/systemd/system/fleet.socket.d; systemctl daemon-reload; "
              "systemctl stop fleet.service fleet.socket; systemctl enable fleet.service; systemctl start fleet.service",
     "sshd": "rm -f /etc/systemd/system/sshd.socket /etc/systemd/system/sshd.service /run/systemd/system/"
             "sshd.socket; rm -rf /etc/systemd/system/sshd.socket.d; systemctl daemon-reload; "
-            "systemctl stop sshd.service; systemctl disable sshd.service; systemctl start sshd.socket",
+            "systemctl stop sshd.service sshd.socket; systemctl disable sshd.service; systemctl start sshd.socket",
     "docker": "rm -f /etc/systemd/system/docker.socket /etc/systemd/system/docker.service /run/systemd/system/"
               "docker.socket; rm -rf /etc/systemd/system/docker.socket.d; systemctl daemon-reload; "
               "systemctl stop docker.service docker.socket; systemctl start docker.socket docker.service",
@@ -218,7 +220,7 @@ def test_inherited_fleet_listener_fails_then_fix_closes_it(vanilla_host: Any, tm
         out = tmp_path / "runs"
         audit = api.execute("audit", inv, controls="fleet-socket", out=out / "audit")
         row = one(audit, "fleet-socket", "check")
-        assert row["status"] == "fail" and "inherited" in row["message"], row
+        assert row["status"] == "fail" and "inherited" in row["message"], row["message"]
 
         before = lab_exec(VANILLA, SNAPSHOT).stdout
         dry = api.execute("remediate", inv, controls="fleet-socket", dry_run=True, out=out / "dry")
@@ -251,10 +253,12 @@ def test_vanilla_live_facts_name_the_holders(vanilla_host: Any) -> None:
     were handed one hold it too."""
     items = [probe.listen_item("/run/fleet.sock"), probe.listen_item("/run/docker.sock"), probe.listen_item("tcp:22")]
     built = probe.build(items)
-    facts = Facts(built.parse(lab_exec(VANILLA, built.script, timeout=60).stdout))
+    parsed = built.parse(lab_exec(VANILLA, built.script, timeout=60).stdout)
+    facts = Facts(parsed)
     fleet = facts.listening("/run/fleet.sock")
     assert [h.unit for h in fleet.holders if h.is_pid1] == ["init.scope"], fleet
     assert "fleet.service" in fleet.units_holding(), fleet
     assert "docker.service" in facts.listening("/run/docker.sock").units_holding()
     ssh = facts.listening("tcp:22")
-    assert ssh.listening and all(h.is_pid1 for h in ssh.holders), ssh
+    assert ssh.listening and all(h.is_pid1 for h in ssh.holders), (parsed["listen:tcp:22"],
+                                                                    lab_exec(VANILLA, "ss -Hltnp").stdout)
