@@ -138,8 +138,7 @@ def _masked_verdict(facts: Facts, sock: SocketFact, listening: ListenFact, evide
     unit = facts.unit("fleet.socket")
     if listening.listening:
         reach = {True: "core can connect", False: "core cannot connect", None: "core's access unknown"}
-        inherited = [h.unit for h in listening.inheritors]
-        why = ("still holds the listening socket it inherited" if inherited and not unit.active
+        why = ("still holds the listening socket it inherited" if listening.inheritors and not unit.active
                else "still listens (the socket was masked but not stopped)")
         return Finding("fail", EXPECTED, f"masked, but live {sock.describe} ({live.holders_text(listening)})",
                        f"fleet.socket is masked, but {live.holders_text(listening)} {why} on {listening.target} "
