@@ -98,6 +98,82 @@ class SocketFact:
         return f"{self.mode} {self.owner}:{self.group}" if self.present else "absent"
 
 
+@dataclass(frozen=True)
+class Holder:
+    """A process that holds a listening socket: pid, command name, and the unit its cgroup names."""
+
+    pid: int
+    comm: str
+    unit: str
+
+    @property
+    def describe(self) -> str:
+        return f"{self.unit or 'no unit'} (pid {self.pid} {self.comm})"
+
+    @property
+    def is_pid1(self) -> bool:
+        """systemd itself: it holds the sockets of active socket units."""
+        return self.pid == 1
+
+
+@dataclass(frozen=True)
+class LiveListener:
+    address: str  # the local address `ss` shows: a unix path or host:port
+    holders: tuple[Holder, ...]
+
+
+@dataclass(frozen=True)
+class ListenFact:
+    """What listens on a unix path or TCP port right now (`listen:` items). `probed` False: unknown."""
+
+    target: str
+    probed: bool
+    listeners: tuple[LiveListener, ...] = ()
+
+    @property
+    def listening(self) -> bool:
+        return bool(self.listeners)
+
+    @property
+    def holders(self) -> tuple[Holder, ...]:
+        return tuple(dict.fromkeys(h for lst in self.listeners for h in lst.holders))
+
+    @property
+    def inheritors(self) -> tuple[Holder, ...]:
+        """Holders other than systemd itself: services that were handed (or opened) the listening socket."""
+        return tuple(h for h in self.holders if not h.is_pid1)
+
+    def units_holding(self) -> list[str]:
+        """Service units among the inheritors (what a fix can restart), in order, once each."""
+        return list(dict.fromkeys(h.unit for h in self.inheritors if h.unit.endswith(".service")))
+
+    @property
+    def describe(self) -> str:
+        if not self.probed:
+            return "unknown"
+        if not self.listeners:
+            return "nothing listens"
+        return "held by " + describe_holders(self.holders)
+
+
+def describe_holders(holders: tuple[Holder, ...] | list[Holder]) -> str:
+    """`fleet.service (pid 57 fleetd, pid 90 sleep), init.scope (pid 1 systemd)`: grouped by unit, in order."""
+    units: dict[str, list[str]] = {}
+    for holder in holders:
+        units.setdefault(holder.unit or "no unit", []).append(f"pid {holder.pid} {holder.comm}")
+    return ", ".join(f"{unit} ({', '.join(pids)})" for unit, pids in units.items())
+
+
+_HOLDER = re.compile(r'\("((?:[^"\\]|\\.)*)",pid=(\d+),fd=\d+\)')
+_UNIT_SUFFIXES = (".service", ".scope", ".socket", ".mount", ".swap")
+
+
+def unit_of_cgroup(path: str) -> str:
+    """The deepest unit a cgroup path names: `/system.slice/fleet.service` -> `fleet.service`."""
+    units = [part for part in path.split("/") if part.endswith(_UNIT_SUFFIXES)]
+    return units[-1] if units else path
+
+
 @dataclass
 class Facts:
     """All probe items of one host, with typed accessors."""
@@ -162,6 +238,28 @@ class Facts:
             return SocketFact(path, False)
         writable = {"yes": True, "no": False}.get(kv.get("user_writable", ""))
         return SocketFact(path, True, stat[0], stat[1], stat[2], writable)
+
+    def listening(self, target: str) -> ListenFact:
+        """Who listens on a unix path or `tcp:PORT` now (see `probe.listen_item`)."""
+        item = self.items.get(f"listen:{target}")
+        if item is None or item.rc != 0:
+            return ListenFact(target, False)
+        cgroups: dict[int, str] = {}
+        lines: list[str] = []
+        for line in item.text.splitlines():
+            key, sep, value = line.partition("=")
+            if key == "listener" and sep:
+                lines.append(value)
+            elif key.startswith("cgroup.") and key[7:].isdigit():
+                cgroups[int(key[7:])] = value.strip()
+        listeners = []
+        for line in lines:
+            cols = line.split()
+            address = cols[4] if len(cols) > 4 else ""
+            holders = tuple(Holder(int(pid), comm, unit_of_cgroup(cgroups.get(int(pid), "")))
+                            for comm, pid in _HOLDER.findall(line))
+            listeners.append(LiveListener(address, holders))
+        return ListenFact(target, True, tuple(listeners))
 
     def process_env(self, unit: str) -> dict[str, str] | None:
         item = self.items.get(f"procenv:{unit}")

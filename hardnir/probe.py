@@ -9,7 +9,9 @@ them in batches instead of one subshell each:
   non-regular files are described by `stat` instead);
 - every socket-access test in **one** privilege drop per user (`setpriv`, falling back to `runuser`);
 - the running environment and EnvironmentFiles of units from that same `systemctl show` output;
-- commands (`cmd:` items) run **concurrently**, each with its own output and exit status.
+- commands (`cmd:` items) run **concurrently**, each with its own output and exit status;
+- live listeners (`listen:` items: a unix socket path or `tcp:PORT`) from **one** `ss -lnp` call, each with the
+  processes that hold it and their cgroups (read with shell builtins, no process per socket).
 
 Framing: the script writes each item to its own file in a private temp dir and prints **one** tar archive of them,
 base64-encoded once, after a `HARDNIR-PROBE/2` line. Tar headers carry each member's length, so nothing a host
@@ -62,7 +64,7 @@ UNIT_PROPERTIES = (
     "TriggerLimitBurst",
 )
 
-KINDS = ("unit", "file", "socket", "procenv", "envfiles", "cmd")
+KINDS = ("unit", "file", "socket", "procenv", "envfiles", "cmd", "listen")
 
 
 def unit_item(unit: str) -> tuple[str, str]:
@@ -81,6 +83,28 @@ META_ONLY = "meta"
 def socket_item(path: str, user: str = "core") -> tuple[str, str]:
     """The socket's live mode and owner, and whether `user` may connect to it (the second element)."""
     return f"socket:{path}", user
+
+
+def listen_item(target: str) -> tuple[str, str]:
+    """Who listens on `target` right now: a unix socket path (`/run/fleet.sock`; its `/var/run` twin counts too)
+    or `tcp:PORT`. One line per listening socket (`listener=` as `ss -lnp` prints it) and the cgroup of every
+    process that holds it (`cgroup.PID=`)."""
+    return f"listen:{_listen_target(target)}", ""
+
+
+def _listen_target(target: str) -> str:
+    if not (target.startswith("/") or (target.startswith("tcp:") and target[4:].isdigit())):
+        raise ValueError(f"listen target {target!r} is neither a unix socket path nor tcp:PORT")
+    return target
+
+
+def listen_aliases(target: str) -> tuple[str, ...]:
+    """The local addresses `ss` may show for a unix socket path: it and its /var/run twin (/var/run -> /run)."""
+    if target.startswith("/var/run/"):
+        return target, target[len("/var"):]
+    if target.startswith("/run/"):
+        return target, "/var" + target
+    return (target,)
 
 
 def procenv_item(unit: str) -> tuple[str, str]:
@@ -108,7 +132,8 @@ COMMON_ITEMS: tuple[tuple[str, str], ...] = (
 
 # The prelude: environment, a private scratch dir removed on exit, and what commands may use: `$NL` (a newline),
 # `_cat FILE` (a reader with no process), `$D/addrs` (global addresses, one CIDR a line) and `$D/listen`
-# (listening TCP sockets as `ss -Hltn` prints them), each gathered once for every item that needs it.
+# (listening TCP sockets as `ss -Hltn` prints them, from `_SS_PLAIN` or `_SS_PROCESSES`), each gathered once for
+# every item that needs it.
 _PRELUDE = r"""export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_PAGER= SYSTEMD_COLORS=0
 umask 077
 NL='
@@ -118,10 +143,41 @@ trap 'rm -rf "$D"' EXIT
 trap 'exit 143' HUP INT TERM
 export HARDNIR_PROBE_DIR="$D"
 ip -o addr show scope global 2>/dev/null | while read -r _ _ _ a _; do echo "$a"; done >"$D/addrs"
-ss -Hltn >"$D/listen" 2>/dev/null || ss -ltn 2>/dev/null | tail -n +2 >"$D/listen"
 _cat() { [ -r "$1" ] || return 1; while IFS= read -r _l || [ -n "$_l" ]; do printf '%s\n' "$_l"; done <"$1"; }
 _run() { ( eval "$2" ) </dev/null >"$D/i$1" 2>&1; echo "$1 $?" >>"$D/rc"; }
 _put() { printf '%s' "$2" >"$D/i$1"; echo "$1 ${3:-0}" >>"$D/rc"; }
+"""
+_SS_PLAIN = r"""ss -Hltn >"$D/listen" 2>/dev/null || ss -ltn 2>/dev/null | tail -n +2 >"$D/listen"
+"""
+
+# With `listen:` items, the prelude's one `ss` call also names the processes (`-p`) and covers unix stream
+# sockets; `$D/listen` (TCP only, no processes) is cut from it with builtins, and each listen item collects its
+# lines and the cgroup of every holder (`/proc/PID/cgroup`, read with builtins). `_lpids` lists "idx:pid" pairs.
+_SS_PROCESSES = r"""{{ ss -Hlnp -A tcp,unix_stream 2>/dev/null || ss -lnp -A tcp,unix_stream 2>/dev/null \
+  | tail -n +2; }} >"$D/ssp"
+_ssrc=$?; [ -s "$D/ssp" ] && _ssrc=0
+_lpids=
+: >"$D/listen"
+while read -r _n _s _r _q _a _rest; do
+  case $_n in tcp*) printf '%s %s %s %s %s\n' "$_s" "$_r" "$_q" "$_a" "${{_rest%%users:*}}" >>"$D/listen" ;; esac
+  _ix=
+{matches}
+  [ -n "$_ix" ] || continue
+  for _j in $_ix; do printf 'listener=%s %s %s %s %s %s\n' "$_n" "$_s" "$_r" "$_q" "$_a" "$_rest" >>"$D/i$_j"; done
+  _u=$_rest
+  while :; do
+    case $_u in *pid=*) _u=${{_u#*pid=}} ;; *) break ;; esac
+    for _j in $_ix; do _lpids="$_lpids $_j:${{_u%%[!0-9]*}}"; done
+  done
+done <"$D/ssp"
+_cg() {{
+  while IFS= read -r _c; do
+    case $_c in 0::*) printf 'cgroup.%s=%s\n' "$1" "${{_c#0::}}"; return ;;
+      *:name=systemd:*) printf 'cgroup.%s=%s\n' "$1" "${{_c#*:name=systemd:}}"; return ;; esac
+  done <"/proc/$1/cgroup"
+}}
+for _e in $_lpids; do _cg "${{_e#*:}}" >>"$D/i${{_e%%:*}}" 2>/dev/null; done
+for _j in {indexes}; do : >>"$D/i$_j"; echo "$_j $_ssrc" >>"$D/rc"; done
 """
 
 _UNITS = r"""systemctl show {props} -- {units} >"$D/units" 2>/dev/null; echo "units $?" >>"$D/rc"
@@ -263,6 +319,24 @@ def _units(plan: Plan) -> list[str]:
                               if kind in ("unit", "procenv", "envfiles")))
 
 
+def _listeners(plan: Plan) -> str:
+    """The one `ss` call: plain, or with processes and a `case` per listen item that picks its lines."""
+    matches = []
+    for idx, name in enumerate(plan.names):
+        kind, _, target = name.partition(":")
+        if kind != "listen":
+            continue
+        if _listen_target(target).startswith("tcp:"):
+            matches.append(f'  case $_n:$_a in tcp:*:{target[4:]}) _ix="$_ix {idx}" ;; esac')
+        else:
+            alternatives = "|".join(shlex.quote(alias) for alias in listen_aliases(target))
+            matches.append(f'  case $_a in {alternatives}) _ix="$_ix {idx}" ;; esac')
+    if not matches:
+        return _SS_PLAIN
+    indexes = " ".join(str(i) for i, n in enumerate(plan.names) if n.startswith("listen:"))
+    return _SS_PROCESSES.format(matches="\n".join(matches), indexes=indexes)
+
+
 def build(items: Iterable[tuple[str, str]]) -> Probe:
     """The probe for these items (duplicates removed, common items first). Hosts with the same items share one
     script, built once (a fleet usually has a handful of distinct parameter sets)."""
@@ -276,7 +350,7 @@ def _build(items: tuple[tuple[str, str], ...]) -> Probe:
 
     def unit_index(unit: str) -> int:
         return units.index(unit)
-    out = [plan.to_comment(), _PRELUDE]
+    out = [plan.to_comment(), _PRELUDE, _listeners(plan)]
     for idx, (name, arg) in enumerate(zip(plan.names, plan.args, strict=True)):
         if name.startswith("cmd:"):
             out.append(f"_run {idx} {shlex.quote(arg)} &")

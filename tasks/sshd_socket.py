@@ -9,6 +9,9 @@ listeners (`ss`), never the word "enabled". Two policies:
 - `disabled` (the guide's literal fix): mask the socket. That removes the tool's own way in, so it is blocked
   unless a verified fallback path exists or the operator passes --allow-lockout.
 Both are network changes: a dead-man timer restores the old state unless a fresh SSH login works afterwards.
+Live listeners: whatever holds a TCP listener on the ssh ports now (`ss -ltnp`: systemd for the socket, or an
+sshd.service that holds :22 itself or inherited it from an `Accept=no` socket) is judged against the policy too,
+so a masked socket with a live sshd still fails, naming the process and unit.
 Rollback restores the backed-up unit files and restarts sshd.socket.
 Flatcar: same model (sshd.socket). Its /etc/ssh/sshd_config is a symlink into read-only /usr; this control never
 edits sshd_config, so the link stays. Fedora CoreOS runs sshd.service, not the socket: `hardnir.sshd_service`
@@ -17,14 +20,15 @@ judges and restricts it through an sshd_config.d drop-in.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from hardnir import filesafe, sshd_service
-from hardnir.control import ControlMeta, Finding, Plan, Remove, Symlink, not_applicable, write_if_changed
-from hardnir.facts import Facts, is_wildcard_listen, listen_port
+from hardnir import filesafe, live, sshd_service
+from hardnir.control import ControlMeta, Exec, Finding, Plan, Remove, Step, Symlink, not_applicable, write_if_changed
+from hardnir.facts import Facts, LiveListener, describe_holders, is_wildcard_listen, listen_port
 from hardnir.params import PLACEHOLDER, Param
-from hardnir.probe import file_item, unit_item
+from hardnir.probe import file_item, listen_item, unit_item
 
 META = ControlMeta(
     id="sshd-socket",
@@ -64,7 +68,13 @@ SHAPES = {
 
 def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [unit_item("sshd.socket"), unit_item("sshd.service"), file_item(UNIT_PATH), file_item(DROPIN),
-            *sshd_service.probe_items()]
+            *sshd_service.probe_items(), *(listen_item(f"tcp:{port}") for port in ssh_ports(params))]
+
+
+def ssh_ports(params: Mapping[str, Any]) -> list[str]:
+    """The TCP ports whose live listeners are judged: 22 and every port of the policy's listen list."""
+    ports = {listen_port(a) for a in allowed_listen(params) if listen_port(a).isdigit()}
+    return sorted(ports | {"22"}, key=int)
 
 
 def allowed_listen(params: Mapping[str, Any]) -> list[str]:
@@ -98,6 +108,9 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
     if not sock.exists and not svc.active:
         return not_applicable(expected, "no sshd.socket and sshd.service is not running", evidence)
     if svc.active:
+        live_finding = _live_verdict(facts, params, expected, evidence)
+        if live_finding is not None:
+            return live_finding
         wild = [a for a in facts.listeners if is_wildcard_listen(a) and listen_port(a) == "22"]
         if policy == "disabled" or wild:
             return Finding(
@@ -110,11 +123,12 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
             return Finding("fail", expected, "masked-runtime", "masked in /run only: lost at reboot", evidence)
         if sock.active:
             return Finding("fail", expected, "masked but still active", "masked but not stopped", evidence)
-        return Finding("pass", expected, "masked", "sshd.socket is masked and inactive", evidence)
+        return _live_verdict(facts, params, expected, evidence) or Finding(
+            "pass", expected, "masked", "sshd.socket is masked and inactive", evidence)
     observed = ", ".join(listen) or "no Listen entries"
-    note = ""
+    note = _idle_ssh(facts, params)
     if sock.get("FragmentPath") == UNIT_PATH:
-        note = "; note: a full copy in /etc hides vendor fixes (TriggerLimitBurst=0)"
+        note += "; note: a full copy in /etc hides vendor fixes (TriggerLimitBurst=0)"
     if policy == "disabled":
         return Finding("fail", expected, observed, f"sshd.socket is not masked{note}", evidence)
     wildcard = [e for e in listen if is_wildcard_listen(e)]
@@ -125,11 +139,57 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
     if outside:
         return Finding("fail", expected, observed, f"listen entries outside policy: {', '.join(outside)}",
                        evidence)
-    if live_wild and sock.active:
+    live_finding = _live_verdict(facts, params, expected, evidence)
+    if live_finding is not None:
+        return live_finding
+    probed = all(facts.listening(f"tcp:{port}").probed for port in ssh_ports(params))
+    if live_wild and sock.active and not probed:  # without live holders: judge `ss -ltn` alone
         return Finding("fail", expected, observed + f" (live: {', '.join(live_wild)})",
                        "configured correctly but the live socket still listens on all interfaces "
                        "(restart of sshd.socket pending)", evidence)
     return Finding("pass", expected, observed, f"sshd.socket listens only on policy addresses{note}", evidence)
+
+
+def _live_verdict(facts: Facts, params: Mapping[str, Any], expected: str, evidence: dict[str, Any]) -> Finding | None:
+    """What listens on the ssh ports now, judged against the policy; None when nothing live objects (or the
+    live listeners were not probed). Adds them to the evidence."""
+    policy = str(params["policy"])
+    allowed = {a.replace("[", "").replace("]", "") for a in allowed_listen(params)}
+    probed = [facts.listening(f"tcp:{port}") for port in ssh_ports(params)]
+    found = [lst for fact in probed for lst in fact.listeners]
+    evidence["live_ssh_listeners"] = {lst.address: [h.describe for h in lst.holders] for lst in found}
+    bad = [lst for lst in found if policy == "disabled" or is_wildcard_listen(lst.address)
+           or lst.address.replace("[", "").replace("]", "") not in allowed]
+    if bad:
+        return _live_failure(facts, bad, expected, evidence)
+    if policy == "disabled" and probed and all(fact.probed for fact in probed):
+        states = live.unit_states(facts.unit("sshd.service"))
+        if states:
+            return Finding("fail", expected, "nothing listens; " + ", ".join(states),
+                           f"{live.idle_note('the ssh ports', facts.unit('sshd.service'))}: it listens again at "
+                           "its next start", evidence)
+    return None
+
+
+def _idle_ssh(facts: Facts, params: Mapping[str, Any]) -> str:
+    """`; nothing listens on the ssh ports now, but sshd.socket is active` (both facts), or ''."""
+    probed = [facts.listening(f"tcp:{port}") for port in ssh_ports(params)]
+    if not all(fact.probed for fact in probed) or any(fact.listening for fact in probed):
+        return ""
+    idle = live.idle_note("the ssh ports", facts.unit("sshd.socket"), facts.unit("sshd.service"))
+    return f"; {idle}" if idle else ""
+
+
+def _live_failure(facts: Facts, bad: list[LiveListener], expected: str, evidence: dict[str, Any]) -> Finding:
+    sock = facts.unit("sshd.socket")
+    addresses = ", ".join(lst.address for lst in bad)
+    holders = describe_holders(list(dict.fromkeys(h for lst in bad for h in lst.holders))) or "an unknown process"
+    observed = f"live: {addresses} held by {holders}"
+    if all(h.is_pid1 for lst in bad for h in lst.holders) and sock.active and not sock.masked:
+        return Finding("fail", expected, observed, "configured correctly but the live socket still listens on "
+                       f"{addresses} (restart of sshd.socket pending)", evidence)
+    prefix = "sshd.socket is masked, but " if sock.masked else ""
+    return Finding("fail", expected, observed, f"{prefix}{holders} listens on {addresses}", evidence)
 
 
 def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
@@ -143,17 +203,19 @@ def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
     if policy == "disabled":
         current = facts.file(UNIT_PATH)
         if current.kind == "link" and current.target == "/dev/null":
-            steps: list[Any] = []
+            steps: list[Step] = []
         else:
             steps = []
             if current.exists:
                 steps.append(Remove(UNIT_PATH, old=current.kind))
             steps.append(Symlink(UNIT_PATH, "/dev/null", old=current.kind))
+        was_masked = not steps
+        steps += _close_live_sshd(facts, params)
         post = ("systemctl daemon-reload", "systemctl stop sshd.socket") if steps or sock.active else ()
         return Plan(
             steps=tuple(steps),
             post=post,
-            rollback_post=rollback_post,
+            rollback_post=("systemctl daemon-reload",) if was_masked else rollback_post,
             lockout="masking sshd.socket stops every new SSH login, including this tool's",
             deadman=True,
         )
@@ -179,3 +241,20 @@ def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
         lockout=lockout,
         deadman=True,
     )
+
+
+def _close_live_sshd(facts: Facts, params: Mapping[str, Any]) -> list[Step]:
+    """Policy disabled: the services that still listen on the ssh ports (an sshd.service that holds :22, or
+    inherited it from an Accept=no socket) are stopped, and an enabled sshd.service is disabled, so nothing
+    listens now or after a reboot. Undone by starting / enabling them again."""
+    holders = [facts.listening(f"tcp:{port}") for port in ssh_ports(params)]
+    units = list(dict.fromkeys(u for fact in holders for u in fact.units_holding()))
+    steps: list[Step] = []
+    if units:
+        names = " ".join(shlex.quote(u) for u in units)
+        steps.append(Exec(command=f"systemctl stop {names}", undo=f"systemctl start {names}",
+                          why=f"{', '.join(units)} still listen on the ssh ports"))
+    if facts.unit("sshd.service").is_enabled == "enabled":
+        steps.append(Exec(command="systemctl disable sshd.service", undo="systemctl enable sshd.service",
+                          why="sshd.service would listen again at boot"))
+    return steps

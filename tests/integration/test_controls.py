@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from hardnir import api
+from hardnir.facts import Facts
 from hardnir.lab import lab_exec, reset_host
+from hardnir.probe import Item
 
 pytestmark = pytest.mark.lab
 
@@ -66,6 +68,10 @@ def normalized_facts(inv: Path, host: str, controls: str) -> dict[str, Any]:
             text = "\n".join(" ".join(line.split()[:3]) for line in text.splitlines())
         if name.startswith("procenv:") or name == "cmd:listeners":
             text = "\n".join(sorted(text.splitlines()))
+        if name.startswith("listen:"):  # pids, fds and inodes change on a restart; which unit holds what does not
+            live = Facts({name: Item(item["rc"], item["text"])}).listening(name.partition(":")[2])
+            text = "\n".join(sorted(f"{lst.address} {sorted({(h.unit, h.comm) for h in lst.holders})}"
+                                     for lst in live.listeners))
         out[name] = (item["rc"], text)
     return out
 

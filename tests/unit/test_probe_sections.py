@@ -235,3 +235,62 @@ def test_secret_files_send_metadata_only(tmp_path: Path) -> None:
     import gzip
 
     assert b"PRIVATE" not in gzip.decompress(base64.b64decode(out.splitlines()[1]))
+
+
+def test_listeners_one_ss_call_with_holders_and_cgroups(tmp_path: Path) -> None:
+    """Live listeners: a unix path (and its /var/run twin), a TCP port, one that nothing listens on; each line
+    names the process that holds it, and the cgroup read from /proc gives its unit."""
+    path = tmp_path / "api.sock"
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(str(path))
+    unix.listen()
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen()
+    port = tcp.getsockname()[1]
+    try:
+        built = probe.build([probe.listen_item(str(path)), probe.listen_item(f"tcp:{port}"),
+                             probe.listen_item(str(tmp_path / "none.sock"))])
+        assert built.script.count("ss -Hlnp") == 1 and "ss -Hltn" not in built.script
+        items = built.parse(subprocess.run(["sh", "-c", built.script], capture_output=True, timeout=60,
+                                           check=True).stdout.decode())
+    finally:
+        unix.close()
+        tcp.close()
+    facts = Facts(items)
+    own_cgroup = Path("/proc/self/cgroup").read_text().splitlines()[-1].split(":", 2)[2]
+    for target, address in ((str(path), str(path)), (f"tcp:{port}", f"127.0.0.1:{port}")):
+        live = facts.listening(target)
+        assert live.probed and live.listening, (target, items)
+        assert [lst.address for lst in live.listeners] == [address]
+        holder = live.holders[0]
+        assert holder.pid == os.getpid() and holder.comm == Path("/proc/self/comm").read_text().strip()
+        assert holder.unit == (own_cgroup.rsplit("/", 1)[-1] if own_cgroup.endswith((".scope", ".service"))
+                               else own_cgroup)
+    nothing = facts.listening(str(tmp_path / "none.sock"))
+    assert nothing.probed and not nothing.listening and nothing.describe == "nothing listens"
+    tcp_lines = items["cmd:listeners"].text.splitlines()  # the TCP list without processes, cut from the same call
+    assert facts.listeners and not any("users:" in line for line in tcp_lines)
+    assert not facts.listening("/run/never-asked.sock").probed
+
+
+def test_listen_targets_are_paths_or_tcp_ports() -> None:
+    assert probe.listen_aliases("/var/run/fleet.sock") == ("/var/run/fleet.sock", "/run/fleet.sock")
+    assert probe.listen_aliases("/run/docker.sock") == ("/run/docker.sock", "/var/run/docker.sock")
+    for bad in ("tcp:ssh", "fleet.sock", "tcp:22;reboot"):
+        with pytest.raises(ValueError, match="neither a unix socket path nor tcp:PORT"):
+            probe.listen_item(bad)
+
+
+def test_listener_holders_parse_from_recorded_ss_lines() -> None:
+    """A recorded lab listener (fleet.sock held by systemd and by the fleetd it was handed to)."""
+    text = ('listener=u_str LISTEN 0 4096 /run/fleet.sock 31337 * 0 users:(("fleetd",pid=57,fd=3),'
+            '("sleep",pid=90,fd=3),("systemd",pid=1,fd=41))\n'
+            "cgroup.57=/system.slice/fleet.service\ncgroup.90=/system.slice/fleet.service\ncgroup.1=/init.scope\n")
+    live = Facts({"listen:/run/fleet.sock": probe.Item(0, text)}).listening("/run/fleet.sock")
+    assert [(h.pid, h.comm, h.unit) for h in live.holders] == [
+        (57, "fleetd", "fleet.service"), (90, "sleep", "fleet.service"), (1, "systemd", "init.scope")]
+    assert live.units_holding() == ["fleet.service"]
+    assert live.describe == "held by fleet.service (pid 57 fleetd, pid 90 sleep), init.scope (pid 1 systemd)"
+    broken = Facts({"listen:/run/fleet.sock": probe.Item(1, "")}).listening("/run/fleet.sock")
+    assert not broken.probed and broken.describe == "unknown"
