@@ -27,6 +27,7 @@ from hardnir.waves import WaveRecord, plan_waves, ran_wave, skipped_wave, wave_n
 if TYPE_CHECKING:
     import pandas as pd
 
+    from hardnir.dask_runner import DaskRunner
     from hardnir.waivers import Waiver
 
 EXIT_OK = 0
@@ -34,6 +35,7 @@ EXIT_NONCOMPLIANT = 1
 EXIT_USAGE = 2
 EXIT_FIX_FAILED = 3
 EXIT_UNREACHABLE = 4
+RUNBOOK_PHASES = {"audit": ["check"], "remediate": ["check", "fix", "verify"], "rollback": ["rollback", "verify"]}
 
 
 @dataclass
@@ -111,10 +113,15 @@ def execute(
     target_run: str | Path | None = None,
     progress: Callable[[int], Any] | None = None,
     processors: Sequence[Any] = (),
+    runner: str = "threaded",
+    scheduler: str | None = None,
+    shard_by: str | None = None,
 ) -> RunOutcome:
     """Run one runbook end to end. Raises ValueError subclasses (one-line messages) on bad input.
 
     `processors` are Nornir processors attached to the run (e.g. to log or observe every task).
+    `runner="dask"` runs the hosts as shards on Dask distributed (`hardnir.dask_runner`): a LocalCluster, or the
+    cluster at `scheduler`; `shard_by` (a group prefix or host data key) keeps a site's hosts in one shard.
     Everything that can be checked without a host is checked before the first connection: parameters,
     waivers, the run directory (`strict_waivers`: a waiver naming an unknown host or group is an error).
     """
@@ -125,6 +132,8 @@ def execute(
     from hardnir.waivers import apply_waivers
 
     inventory_dir = Path(inventory)
+    if runbook not in RUNBOOK_PHASES:
+        raise ValueError(f"unknown runbook {runbook!r}")
     selected = select(controls, exclude, severity)
     full = init_nornir(inventory_dir, workers)
     nr = filter_hosts(full, as_list(hosts), as_list(groups))
@@ -157,8 +166,12 @@ def execute(
         recorded = target_meta.get("controls")
         if isinstance(recorded, Mapping) and not controls:
             selected = [c for c in selected if c.id in recorded]
+    waived = _waiver_lookup(loaded_waivers, groups_of)
+    dask = _dask_runner(nr, runner, scheduler, shard_by, workers, waived)
     run_id = new_run_id(runbook)
     run_dir = prepare_run_dir(Path(out) if out else Path("runs") / run_id)
+    if dask:
+        dask.connect()  # an unreachable scheduler is a one-line error before any host is touched
     started = datetime.now(UTC)
     ticker = progress(len(host_names)) if progress else None
     ctx = RunContext(
@@ -167,32 +180,27 @@ def execute(
         controls=selected,
         dry_run=dry_run,
         allow_lockout=allow_lockout,
-        waived=_waiver_lookup(loaded_waivers, groups_of),
+        waived=waived,
         on_host_done=(lambda host, rows: ticker.update(host, rows)) if ticker else (lambda host, rows: None),
     )
     waves: list[WaveRecord] = []
+    phases = RUNBOOK_PHASES[runbook]
     t0 = time.monotonic()
     try:
         with paramiko_to(run_dir / RUN_LOG):
-            if runbook == "audit":
-                from runbooks.audit import audit_host
-
-                nr.run(task=audit_host, ctx=ctx)
-            elif runbook == "remediate":
-                waves = _run_waves(nr, ctx, plan_waves(host_names, wave_size), max_fail_percent)
+            run_hosts = _host_runner(nr, ctx, phases, rollback_of, dask)
+            if runbook == "remediate":
+                waves = _run_waves(run_hosts, ctx, plan_waves(host_names, wave_size), max_fail_percent)
                 notes += [wave_note(w) for w in waves if w["ran"]]
                 notes += list(dict.fromkeys(w["stop_reason"] for w in waves if w["stop_reason"]))
-            elif runbook == "rollback":
-                from runbooks.rollback import rollback_host
-
-                nr.run(task=rollback_host, ctx=ctx, target_run=rollback_of)
             else:
-                raise ValueError(f"unknown runbook {runbook!r}")
+                run_hosts(host_names)
     finally:
         nr.close_connections(on_good=True, on_failed=True)
+        if dask:
+            dask.close()
         if ticker:
             ticker.close()
-    phases = {"audit": ["check"], "remediate": ["check", "fix", "verify"], "rollback": ["rollback", "verify"]}[runbook]
     rows: list[dict[str, Any]] = []
     for host in host_names:
         host_rows = ctx.rows_by_host.get(host)
@@ -230,6 +238,7 @@ def execute(
         },
         "notes": notes,
         "waves": waves,
+        "runner": dask.record() if dask else {"name": "threaded"},
         "exit_code": code,
     }
     written = write_run(run_dir, rows, meta, secrets=secrets_of(nr),
@@ -241,10 +250,43 @@ def _host_failed(rows: Sequence[Mapping[str, Any]]) -> bool:
     return any(r["status"] in ("error", "fix_failed") for r in rows)
 
 
-def _run_waves(nr: Any, ctx: RunContext, waves: list[list[str]], max_fail_percent: float | None) -> list[WaveRecord]:
-    """Remediate in waves (the first is the canary); stop before the next wave once failures pass the limit."""
-    from runbooks.remediate import remediate_host
+def _dask_runner(nr: Any, runner: str, scheduler: str | None, shard_by: str | None, workers: int | None,
+                 waived: Callable[[str, str], str | None]) -> DaskRunner | None:
+    """The Dask driver for `runner="dask"` (checked, not yet connected), None for the threaded runner."""
+    from hardnir.dask_runner import RUNNERS, DaskRunner
 
+    if runner not in RUNNERS:
+        raise ValueError(f"unknown runner {runner!r}; use {' or '.join(RUNNERS)}")
+    if runner == "threaded":
+        if scheduler or shard_by:
+            raise ValueError("--scheduler and --shard-by need --runner dask")
+        return None
+    return DaskRunner(nr, scheduler=scheduler, shard_by=shard_by, workers=workers, waived=waived)
+
+
+def _host_runner(nr: Any, ctx: RunContext, phases: Sequence[str], target_run: str,
+                 dask: DaskRunner | None) -> Callable[[Sequence[str]], None]:
+    """`run(hosts)`: the runbook on these hosts, their rows recorded in `ctx` (threaded here, or Dask shards)."""
+    from hardnir.dask_runner import runbook_task
+
+    task = runbook_task(ctx.runbook)
+    extra = {"target_run": target_run} if ctx.runbook == "rollback" else {}
+
+    def run(hosts: Sequence[str]) -> None:
+        if dask:
+            dask.run_hosts(hosts, ctx, phases, target_run)
+            return
+        members = set(hosts)
+        chosen = nr if members >= set(nr.inventory.hosts) else nr.filter(filter_func=lambda h: h.name in members)
+        chosen.run(task=task, ctx=ctx, **extra)
+
+    return run
+
+
+def _run_waves(run_hosts: Callable[[Sequence[str]], None], ctx: RunContext, waves: list[list[str]],
+               max_fail_percent: float | None) -> list[WaveRecord]:
+    """Remediate in waves (the first is the canary); a wave ends (all its shards too) before the next starts; stop
+    before the next wave once failures pass the limit."""
     records: list[WaveRecord] = []
     stop_reason = ""
     for number, wave in enumerate(waves, start=1):
@@ -254,8 +296,7 @@ def _run_waves(nr: Any, ctx: RunContext, waves: list[list[str]], max_fail_percen
                 ctx.record(host, ctx.error_rows(host, ["check", "fix", "verify"], stop_reason, now))
             records.append(skipped_wave(number, len(waves), wave, stop_reason))
             continue
-        members = set(wave)
-        nr.filter(filter_func=lambda h, m=members: h.name in m).run(task=remediate_host, ctx=ctx)
+        run_hosts(wave)
         failed = [h for h in wave if _host_failed(ctx.rows_by_host.get(h, [{"status": "error"}]))]
         record = ran_wave(number, len(waves), wave, failed)
         records.append(record)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from hardnir.cliopts import WORKERS_MAX, bounded, names
+from hardnir.cliopts import WORKERS_MAX, add_runner_options, bounded, names
 from hardnir.reporters.commands import add_report_command_options, add_run_output_options, after_run, report_command
 
 EXIT_USAGE = 2
@@ -35,6 +35,7 @@ def _selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict-waivers", action="store_true",
                    help="a waiver naming a host or group not in the inventory is an error (default: a warning)")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory, new or empty (default runs/<run id>)")
+    add_runner_options(p)
     add_run_output_options(p)
 
 
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controls", type=names, metavar="IDS", help="only these controls")
     p.add_argument("--workers", type=bounded(int, 1, WORKERS_MAX), metavar="N", help="parallel hosts (default 50)")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory, new or empty (default runs/<run id>)")
+    add_runner_options(p)
     add_run_output_options(p)
 
     p = sub.add_parser("report", help="a run as table, junit, sarif, json or html; several runs: what changed",
@@ -177,6 +179,9 @@ def _run(args: argparse.Namespace) -> int:
         "workers": args.workers,
         "out": args.out,
         "progress": None if args.quiet else factory(args.command),
+        "runner": args.runner,
+        "scheduler": args.scheduler,
+        "shard_by": args.shard_by,
     }
     if args.command in ("audit", "remediate"):
         options.update(exclude=args.exclude, severity=args.severity, groups=args.groups, waivers=args.waivers,

@@ -46,6 +46,7 @@ class RunContext:
     on_host_done: Callable[[str, list[dict[str, Any]]], None] = lambda host, rows: None
     rows_by_host: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    serial_lock: Callable[[str], contextlib.AbstractContextManager[Any]] = serial_lock  # Dask: one across workers
 
     def row(
         self,
@@ -287,7 +288,7 @@ def fix_control(task: Task, control: Control, facts: Facts, finding: Finding, ct
     # Serial controls fix one host per key at a time: the control's serial_key names the host's cluster (the
     # inventory's etcd_cluster, the peers it is configured with, or the host alone for a standalone member).
     if control.meta.serial:
-        with serial_lock(f"{control.id}:{control.serial_key(facts, params)}"):
+        with ctx.serial_lock(f"{control.id}:{control.serial_key(facts, params)}"):
             result = conn.run(script, sudo=True)
     else:
         result = conn.run(script, sudo=True)
