@@ -35,6 +35,7 @@ EXIT_NONCOMPLIANT = 1
 EXIT_USAGE = 2
 EXIT_FIX_FAILED = 3
 EXIT_UNREACHABLE = 4
+EXIT_SCHEDULER_LOST = 5  # --runner dask: the scheduler was lost mid-run (what finished is written)
 RUNBOOK_PHASES = {"audit": ["check"], "remediate": ["check", "fix", "verify"], "rollback": ["rollback", "verify"]}
 
 
@@ -116,12 +117,14 @@ def execute(
     runner: str = "threaded",
     scheduler: str | None = None,
     shard_by: str | None = None,
+    dask_workers: int | None = None,
 ) -> RunOutcome:
     """Run one runbook end to end. Raises ValueError subclasses (one-line messages) on bad input.
 
     `processors` are Nornir processors attached to the run (e.g. to log or observe every task).
     `runner="dask"` runs the hosts as shards on Dask distributed (`hardnir.dask_runner`): a LocalCluster, or the
-    cluster at `scheduler`; `shard_by` (a group prefix or host data key) keeps a site's hosts in one shard.
+    cluster at `scheduler`; `shard_by` (a group prefix or host data key) keeps a site's hosts in one shard;
+    `dask_workers` sizes the LocalCluster (worker processes; default one per core).
     Everything that can be checked without a host is checked before the first connection: parameters,
     waivers, the run directory (`strict_waivers`: a waiver naming an unknown host or group is an error).
     """
@@ -167,7 +170,7 @@ def execute(
         if isinstance(recorded, Mapping) and not controls:
             selected = [c for c in selected if c.id in recorded]
     waived = _waiver_lookup(loaded_waivers, groups_of)
-    dask = _dask_runner(nr, runner, scheduler, shard_by, workers, waived)
+    dask = _dask_runner(nr, runner, scheduler, shard_by, workers, waived, dask_workers)
     run_id = new_run_id(runbook)
     run_dir = prepare_run_dir(Path(out) if out else Path("runs") / run_id)
     if dask:
@@ -208,7 +211,7 @@ def execute(
             host_rows = ctx.error_rows(host, phases, "no result: the runner lost this host", time.time())
         rows.extend(host_rows)
     rows = apply_waivers(rows, loaded_waivers, groups_of, today())
-    code = exit_code(rows, runbook)
+    code = EXIT_SCHEDULER_LOST if dask and dask.lost else exit_code(rows, runbook)
     meta: dict[str, Any] = {
         "run_id": run_id,
         "runbook": runbook,
@@ -243,6 +246,8 @@ def execute(
     }
     written = write_run(run_dir, rows, meta, secrets=secrets_of(nr),
                         controls=[control_record(c.meta) for c in selected])
+    if dask and dask.interrupted:  # Ctrl-C during a Dask run: the finished rows are written, then it stops
+        raise KeyboardInterrupt
     return RunOutcome(rows, meta, run_dir, code, notes, written)
 
 
@@ -251,17 +256,18 @@ def _host_failed(rows: Sequence[Mapping[str, Any]]) -> bool:
 
 
 def _dask_runner(nr: Any, runner: str, scheduler: str | None, shard_by: str | None, workers: int | None,
-                 waived: Callable[[str, str], str | None]) -> DaskRunner | None:
+                 waived: Callable[[str, str], str | None], dask_workers: int | None) -> DaskRunner | None:
     """The Dask driver for `runner="dask"` (checked, not yet connected), None for the threaded runner."""
     from hardnir.dask_runner import RUNNERS, DaskRunner
 
     if runner not in RUNNERS:
         raise ValueError(f"unknown runner {runner!r}; use {' or '.join(RUNNERS)}")
     if runner == "threaded":
-        if scheduler or shard_by:
-            raise ValueError("--scheduler and --shard-by need --runner dask")
+        if scheduler or shard_by or dask_workers:
+            raise ValueError("--scheduler, --shard-by and --dask-workers need --runner dask")
         return None
-    return DaskRunner(nr, scheduler=scheduler, shard_by=shard_by, workers=workers, waived=waived)
+    return DaskRunner(nr, scheduler=scheduler, shard_by=shard_by, workers=workers, local_workers=dask_workers,
+                      waived=waived)
 
 
 def _host_runner(nr: Any, ctx: RunContext, phases: Sequence[str], target_run: str,

@@ -18,7 +18,7 @@ from hardnir.reporters.commands import add_report_command_options, add_run_outpu
 EXIT_USAGE = 2
 
 EPILOG = ("exit codes: 0 compliant, 1 non-compliant, 2 usage/inventory error, 3 fix failed, "
-          "4 unreachable host or error, 70 internal error, 130 interrupted")
+          "4 unreachable host or error, 5 Dask scheduler lost mid-run, 70 internal error, 130 interrupted")
 
 
 def _selection(p: argparse.ArgumentParser) -> None:
@@ -182,6 +182,7 @@ def _run(args: argparse.Namespace) -> int:
         "runner": args.runner,
         "scheduler": args.scheduler,
         "shard_by": args.shard_by,
+        "dask_workers": args.dask_workers,
     }
     if args.command in ("audit", "remediate"):
         options.update(exclude=args.exclude, severity=args.severity, groups=args.groups, waivers=args.waivers,

@@ -43,3 +43,5 @@ def add_runner_options(p: argparse.ArgumentParser) -> None:
                    "$DASK_SCHEDULER_ADDRESS, else a local cluster)")
     p.add_argument("--shard-by", metavar="KEY",
                    help="keep hosts together in one shard by group-name prefix or host data key (e.g. site-)")
+    p.add_argument("--dask-workers", type=bounded(int, 1, WORKERS_MAX), metavar="N",
+                   help="worker processes of the local Dask cluster (default: one per core)")
