@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hardnir import api
+from hardnir.dask_runner import decode_rows, encode_rows, shard_limit
 from hardnir.shards import Shard, plan_shards, shard_key
 
 NAMES = [f"h{i:03d}" for i in range(100)]
@@ -89,3 +90,23 @@ def test_runs_and_explains_without_distributed_installed(tmp_path: Path) -> None
     assert proc.stderr.strip() == ("hardnir: error: --runner dask needs Dask distributed, which is not installed: "
                                    "pip install 'hardnir[dask]'")
     assert not (tmp_path / "r").exists()  # refused before the run directory is made
+
+
+def test_shard_time_limit_follows_the_hosts_timeouts() -> None:
+    """One round of 25 hosts on 50 threads: two connections (10 s + grace) and one probe (30 s with the remote kill
+    grace, the local backstop, the stall grace and the EOF grace), plus the worker's setup allowance."""
+    one = shard_limit("audit", 8, 25, 50, 10, 30)
+    assert one == 2 * 10.5 + (30 + 3 + 5 + 1 + 2) + 60
+    assert shard_limit("audit", 8, 100, 50, 10, 30) == 2 * (one - 60) + 60  # two rounds
+    assert shard_limit("remediate", 8, 25, 50, 10, 30) > shard_limit("rollback", 8, 25, 50, 10, 30) > one
+    assert shard_limit("remediate", 8, 25, 50, 10, 30, serial_hosts=4) > shard_limit("remediate", 8, 25, 50, 10, 30)
+
+
+def test_rows_travel_as_msgpack_data_and_come_back_equal() -> None:
+    from datetime import UTC, datetime
+
+    msgpack = pytest.importorskip("msgpack")
+    rows = [{"host": "a", "status": "pass", "changed": False, "duration_s": 0.25,
+             "started_at": datetime(2026, 12, 2, 3, 4, 5, 678901, tzinfo=UTC), "evidence": '{"k": [1, 2]}'}]
+    sent = msgpack.unpackb(msgpack.packb(encode_rows(rows)))
+    assert decode_rows(sent) == rows
