@@ -136,12 +136,15 @@ class ShardGaveUp(RuntimeError):
     """A shard whose workers died MAX_ATTEMPTS times is not run again (the driver writes `error` rows)."""
 
 
-def _earlier_attempts(client: Any, index: int, shards_topic: str, rows_topic: str) -> tuple[list[str], set[str]]:
-    """The workers that started this shard before, and (only if there were any) its hosts that have rows."""
-    workers = [str(msg[2]) for _, msg in client.get_events(shards_topic) if msg[0] == "start" and msg[1] == index]
-    if not workers:
-        return [], set()
-    return workers, {str(msg[1]) for _, msg in client.get_events(rows_topic) if msg[0] == index}
+def _earlier_deaths(client: Any, key: str) -> int:
+    """How many workers died while running this task: the scheduler's own count (a worker killed at once may never
+    have sent its shard's start event). The function travels by value: the scheduler needs no hardnir."""
+    return int(client.run_on_scheduler(
+        lambda dask_scheduler, key=key: getattr(dask_scheduler.tasks.get(key), "suspicious", 0)))
+
+
+def _hosts_with_rows(client: Any, index: int, rows_topic: str) -> set[str]:
+    return {str(msg[1]) for _, msg in client.get_events(rows_topic) if msg[0] == index}
 
 
 def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -169,10 +172,13 @@ def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
     if current is not None:
         from distributed import get_client
 
-        earlier, done = _earlier_attempts(get_client(), index, shards_topic, rows_topic)
-        if len(earlier) >= MAX_ATTEMPTS:
-            raise ShardGaveUp(f"its workers died {len(earlier)} times ({', '.join(earlier)}); not run again")
-        hosts = {name: entry for name, entry in hosts.items() if name not in done}
+        client = get_client()
+        deaths = _earlier_deaths(client, str(current.get_current_task()))
+        if deaths >= MAX_ATTEMPTS:
+            raise ShardGaveUp(f"its workers died {deaths} times while running it; not run again")
+        if deaths:  # a retry: only the hosts whose rows did not reach the driver
+            done = _hosts_with_rows(client, index, rows_topic)
+            hosts = {name: entry for name, entry in hosts.items() if name not in done}
         stop_profiler(current)
         current.log_event(shards_topic, ["start", index, worker])
 
@@ -312,7 +318,8 @@ class DaskRunner:
                     _sigint_ignored():  # Ctrl-C is the driver's to handle; the workers inherit "ignore"
                 self.cluster = distributed.LocalCluster(
                     n_workers=self.local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=None, silence_logs=logging.ERROR)
+                    dashboard_address=":0", scheduler_kwargs={"dashboard": False},  # no port 8787 taken or warned
+                    silence_logs=logging.ERROR)
             self.client = distributed.Client(self.cluster, set_as_default=False)
         self.worker_count = len(self.client.scheduler_info().get("workers", {}))
 
@@ -462,7 +469,12 @@ class DaskRunner:
             result = future.result()
         except Exception as exc:  # the shard's task raised, or its workers died (KilledWorker, ShardGaveUp)
             cause = f"{exc.__class__.__name__}: {exc}".strip().splitlines()[0]
-            self._fail(shard, ctx, phases, f"failed: {cause}")
+            gone = self._scheduler_gone() or ("scheduler" if "scheduler-connection-lost" in cause else "")
+            if gone:  # the client cancels every future when it loses the scheduler
+                self.lost = self.lost or f"the Dask scheduler {self.address or 'local'} was lost mid-run ({gone})"
+                self._fail(shard, ctx, phases, f"not finished: {self.lost}", "lost")
+            else:
+                self._fail(shard, ctx, phases, f"failed: {cause}")
             return
         worker = str(result["worker"])
         rows: Mapping[str, list[dict[str, Any]]] = result["rows"]

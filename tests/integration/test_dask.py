@@ -1,10 +1,14 @@
-"""`--runner dask` on a real Dask cluster against the simulated fleet (benchmarks/simfleet.py: real SSH servers on
-127.0.0.1 ports), compared host by host with the threaded runner. No lab, no root.
+"""`--runner dask` on real Dask clusters, compared host by host with the threaded runner.
 
-- a LocalCluster (the default) and an external `dask scheduler` + 2 `dask worker` processes (the CLI with
-  --scheduler) give the same (host, control, phase, status) set as the threaded runner, and leave no host out;
-- a worker SIGKILLed mid-run: its shard's hosts get `error` rows naming the cause, every other host its verdicts;
-- an inline secret is refused under a remote scheduler, an unreachable scheduler is one line (exit 2).
+On the simulated fleet (benchmarks/simfleet.py: real SSH servers on 127.0.0.1 ports 31500-31699; no lab, no root):
+- an external `dask scheduler` + 2 `dask worker` processes (the CLI with --scheduler) give the threaded verdicts;
+- a worker SIGKILLed mid-audit: its shard is retried on the other worker for the hosts without rows, every host
+  gets its verdicts; a shard whose workers die twice gives `error` rows naming the workers and the cause;
+- a scheduler lost mid-run: the finished hosts keep their rows, the others get `error` rows, exit code 5;
+- an inline secret is refused under a remote scheduler, an unreachable scheduler is one line (exit 2);
+- --shard-by with a site resource, and the serial lock shared by the workers.
+On the lab (tests/integration/test_dask_lab.py): a LocalCluster audit, and remediate + rollback on an external
+cluster with etcd members restarted one at a time.
 """
 
 from __future__ import annotations
@@ -12,12 +16,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +32,14 @@ pytest.importorskip("asyncssh")
 from hardnir import api
 from hardnir.cli import main
 from hardnir.dask_runner import DaskRunError
+from tests.dask_cluster import Cluster, free_port
 
-pytestmark = pytest.mark.timeout(180)  # a hung cluster fails the test instead of blocking the suite
+pytestmark = pytest.mark.timeout(240)  # a bug that hangs a cluster fails its test, not the suite
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 HOSTS = 200
 BASE_PORT = 31500  # above the benchmarks' 20000-30000 range, below the ephemeral ports
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _verdicts(rows: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
@@ -72,37 +70,6 @@ def threaded(fleet: Path, tmp_path_factory: pytest.TempPathFactory) -> set[tuple
     return verdicts
 
 
-class Cluster:
-    """`dask scheduler` plus worker processes (no nanny: a killed worker stays dead) on 127.0.0.1."""
-
-    def __init__(self, workers: int, env: dict[str, str] | None = None, resources: tuple[str, ...] = ()) -> None:
-        self.port = _free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}  # workers import this module's tasks
-        self.scheduler = subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
-                                           str(self.port), "--no-dashboard"], env=self.env,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.workers = [subprocess.Popen([str(BIN / "dask"), "worker", self.address, "--host", "127.0.0.1",
-                                          "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                                          *(["--resources", resources[i]] if i < len(resources) else [])],
-                                         env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                        for i in range(workers)]
-        from distributed import Client
-
-        with Client(self.address, timeout=30) as client:
-            client.wait_for_workers(workers, timeout=60)
-
-    def close(self) -> None:
-        for proc in [*self.workers, self.scheduler]:
-            proc.terminate()
-        for proc in [*self.workers, self.scheduler]:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
-
 def _worker_addresses(address: str) -> set[str]:
     from distributed import Client
 
@@ -119,30 +86,6 @@ def cluster() -> Iterator[Cluster]:
         c.close()
 
 
-def test_local_cluster_gives_the_threaded_verdicts(fleet: Path, threaded: set[tuple[str, str, str, str]],
-                                                   tmp_path: Path) -> None:
-    seen: list[str] = []
-
-    class Bar:  # the progress bar's interface: counts hosts as workers report them
-        def update(self, host: str, rows: list[dict[str, Any]]) -> None:
-            assert rows and all(r["status"] for r in rows)
-            seen.append(host)
-
-        def close(self) -> None:
-            pass
-
-    outcome = api.execute("audit", fleet, runner="dask", out=tmp_path / "run", progress=lambda total: Bar())
-    assert _verdicts(outcome.rows) == threaded
-    assert sorted(seen) == sorted({v[0] for v in threaded})  # every host counted once
-    meta = json.loads((tmp_path / "run/run.json").read_text())
-    runner = meta["runner"]
-    assert runner["name"] == "dask" and runner["scheduler"] == "local"
-    assert sum(s["hosts"] for s in runner["shards"]) == HOSTS
-    assert {s["status"] for s in runner["shards"]} == {"done"}
-    assert all(s["worker"].startswith("tcp://127.0.0.1:") for s in runner["shards"])
-    assert len(runner["shards"]) == 4 * runner["workers"]  # about 4 shards per worker
-
-
 def test_external_scheduler_via_cli_gives_the_threaded_verdicts_and_stays_up(
         fleet: Path, threaded: set[tuple[str, str, str, str]], cluster: Cluster, tmp_path: Path) -> None:
     code = main(["audit", "-i", str(fleet), "--runner", "dask", "--scheduler", cluster.address, "-q",
@@ -157,41 +100,170 @@ def test_external_scheduler_via_cli_gives_the_threaded_verdicts_and_stays_up(
     assert {s["worker"] for s in runner["shards"]} == {w for w in _worker_addresses(
         cluster.address)}
     assert cluster.scheduler.poll() is None and all(w.poll() is None for w in cluster.workers)  # left running
+    from distributed import Client
+
+    with Client(cluster.address, timeout=30) as client:  # the profiler that deadlocks CPython 3.11 is stopped
+        assert set(client.run(_profiler_running).values()) == {False}
 
 
-def test_a_worker_killed_mid_run_loses_no_host(fleet: Path, threaded: set[tuple[str, str, str, str]],
-                                                tmp_path: Path) -> None:
-    """allowed-failures 0: the shard running on the killed worker is not retried, so it must become error rows."""
-    c = Cluster(2, {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
+def _profiler_running(dask_worker: Any) -> bool:
+    callback = dask_worker.periodic_callbacks.get("profile")
+    return bool(callback is not None and callback.is_running())
+
+
+def _executing(dask_worker: Any) -> list[str]:
+    """On a worker (client.run): the keys of the tasks it is running now (not those only assigned to it)."""
+    return [str(ts.key) for ts in dask_worker.state.executing]
+
+
+def _busy(client: Any, exclude: Collection[str] = (), key: str = "") -> tuple[str, str]:
+    """(worker, task key) of a worker running a shard (`key` if given) right now, waiting up to 60 s."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for worker, keys in client.run(_executing, on_error="ignore").items():
+            for k in keys:
+                if worker not in exclude and (not key or k == key):
+                    return str(worker), k
+        time.sleep(0.02)
+    raise AssertionError(f"no worker ran {key or 'a shard'} within 60 s")
+
+
+def _kill(pids: dict[str, int], cluster: Cluster, worker: str) -> None:
+    assert pids[worker] in {w.pid for w in cluster.workers}
+    os.kill(pids[worker], signal.SIGKILL)
+
+
+def _run_in_thread(**kwargs: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["outcome"] = api.execute("audit", **kwargs)
+        except BaseException as exc:  # the test thread reports it
+            result["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def test_a_worker_killed_mid_audit_loses_no_host(fleet: Path, threaded: set[tuple[str, str, str, str]],
+                                                  tmp_path: Path) -> None:
+    """The killed worker's shard runs again on the other worker, only for its hosts without rows: every host ends
+    with the threaded verdicts, and run.json names both workers of that shard."""
+    c = Cluster(2)
     try:
-        result: dict[str, Any] = {}
-        run = threading.Thread(target=lambda: result.update(outcome=api.execute(
-            "audit", fleet, runner="dask", scheduler=c.address, workers=1, out=tmp_path / "run")))
-        run.start()
         from distributed import Client
 
+        run, result = _run_in_thread(inventory=fleet, runner="dask", scheduler=c.address, workers=2,
+                                     out=tmp_path / "run")
         with Client(c.address, timeout=30) as client:
-            deadline = time.monotonic() + 60
-            busy: list[str] = []
-            while not busy and time.monotonic() < deadline:
-                busy = [w for w, tasks in client.processing().items() if tasks]
-                time.sleep(0.05)
-            assert busy, "no shard started"
-            pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
-        assert pid in {w.pid for w in c.workers}
-        os.kill(pid, signal.SIGKILL)
+            pids = client.run(os.getpid)
+            victim, key = _busy(client)
+            time.sleep(0.5)  # let it finish a few hosts first
+            _kill(pids, c, victim)
         run.join(180)
-        assert not run.is_alive()
-        rows = result["outcome"].rows
-        assert {r["host"] for r in rows} == {v[0] for v in threaded}  # every host has rows
-        lost = {r["host"] for r in rows if "KilledWorker" in r["message"]}
-        assert lost, "the killed worker's shard should have failed"
-        assert all(r["status"] == "error" for r in rows if r["host"] in lost)
-        assert {v for v in _verdicts(rows) if v[0] not in lost} == {v for v in threaded if v[0] not in lost}
-        shards = json.loads((tmp_path / "run/run.json").read_text())["runner"]["shards"]
-        assert sum(s["hosts"] for s in shards if s["status"] == "failed") == len(lost)
+        assert not run.is_alive() and "error" not in result, result
+        outcome = result["outcome"]
+        assert _verdicts(outcome.rows) == threaded  # every host, with its real verdicts
+        shard = outcome.meta["runner"]["shards"][int(key.rsplit("-", 1)[1])]
+        assert shard["workers"][0] == victim and len(shard["workers"]) == 2 and shard["workers"][1] != victim
+        assert shard["status"] == "done"
     finally:
         c.close()
+
+
+def test_a_shard_whose_workers_die_twice_gives_error_rows(fleet: Path, tmp_path: Path) -> None:
+    """Kill the worker of a shard, then the worker of its retry: the shard is not run a third time; its hosts
+    without rows get `error` rows that name both workers and the cause; the other shards finish on the third."""
+    c = Cluster(3)
+    try:
+        from distributed import Client
+
+        run, result = _run_in_thread(inventory=fleet, runner="dask", scheduler=c.address, workers=2,
+                                     out=tmp_path / "run")
+        with Client(c.address, timeout=30) as client:
+            pids = client.run(os.getpid)
+            first, key = _busy(client)
+            time.sleep(0.5)  # its start (and some rows) reach the scheduler
+            _kill(pids, c, first)
+            second, _ = _busy(client, exclude={first}, key=key)
+            time.sleep(0.5)
+            _kill(pids, c, second)
+        run.join(180)
+        assert not run.is_alive() and "error" not in result, result
+        outcome = result["outcome"]
+        index = int(key.rsplit("-", 1)[1])
+        shard = outcome.meta["runner"]["shards"][index]
+        assert shard["status"] == "failed" and shard["workers"] == [first, second], shard
+        lost = {r["host"] for r in outcome.rows if r["message"].startswith(f"shard {index} on ")}
+        assert lost and all(r["status"] == "error" for r in outcome.rows if r["host"] in lost)
+        message = next(r["message"] for r in outcome.rows if r["host"] in lost)
+        assert first in message and second in message and "ShardGaveUp" in message and "died 2 times" in message
+        hosts = {r["host"] for r in outcome.rows}
+        assert len(hosts) == HOSTS  # no host lost
+    finally:
+        c.close()
+
+
+def test_a_lost_scheduler_keeps_the_finished_rows_and_exits_5(fleet: Path, tmp_path: Path) -> None:
+    c = Cluster(2)
+    try:
+        from distributed import Client
+
+        run, result = _run_in_thread(inventory=fleet, runner="dask", scheduler=c.address, workers=2,
+                                     out=tmp_path / "run")
+        with Client(c.address, timeout=30) as client:
+            _busy(client)
+        time.sleep(1.5)  # some hosts finish
+        c.scheduler.kill()
+        run.join(120)
+        assert not run.is_alive() and "error" not in result, result
+        outcome = result["outcome"]
+        assert outcome.exit_code == api.EXIT_SCHEDULER_LOST
+        assert {r["host"] for r in outcome.rows} == {f"sim-{i:05d}" for i in range(1, HOSTS + 1)}
+        lost = [r for r in outcome.rows if "was lost mid-run" in r["message"]]
+        assert lost and all(r["status"] == "error" for r in lost)
+        assert any(r["status"] in ("pass", "fail") for r in outcome.rows)  # what finished is kept
+        meta = json.loads((tmp_path / "run/run.json").read_text())
+        assert meta["exit_code"] == api.EXIT_SCHEDULER_LOST and meta["runner"]["lost"]
+    finally:
+        c.close()
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def test_ctrl_c_cancels_the_shards_and_writes_the_finished_rows(fleet: Path, tmp_path: Path) -> None:
+    """SIGINT to the CLI mid-run (a LocalCluster of one worker process): exit 130 with one line, the run directory
+    holds every host (the finished ones with their verdicts, the others with `error` rows saying so), and the
+    cluster's processes are gone."""
+    proc = subprocess.Popen([str(BIN / "hardnir"), "audit", "-i", str(fleet), "--runner", "dask", "--dask-workers",
+                             "1", "--workers", "1", "--out", str(tmp_path / "run")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()  # the progress bar's first line: the cluster is up, shards go out
+    assert "audit [" in first and " 0/200 hosts" in first, first  # (and nothing before it, e.g. no Dask warning)
+    time.sleep(3)  # some hosts finish (one shard after the other, a host at a time)
+    cluster = _children(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(120) == 130 and rest.strip().splitlines()[-1] == "hardnir: interrupted"
+    meta = json.loads((tmp_path / "run/run.json").read_text())
+    assert meta["runner"]["interrupted"] is True
+    import pandas as pd
+
+    rows = pd.read_parquet(tmp_path / "run/results.parquet")
+    assert set(rows["host"]) == {f"sim-{i:05d}" for i in range(1, HOSTS + 1)}
+    stopped = rows[rows["message"].str.contains("interrupted (Ctrl-C)", regex=False)]
+    assert len(stopped) and set(stopped["status"]) == {"error"}
+    assert {"pass", "fail"} <= set(rows["status"])  # what finished is kept
+    time.sleep(1)
+    assert cluster and not [pid for pid in cluster if Path(f"/proc/{pid}").exists()]
 
 
 def test_inline_secret_refused_under_a_remote_scheduler(tmp_path: Path) -> None:
@@ -217,37 +289,12 @@ def test_unreachable_scheduler_is_one_line(tmp_path: Path) -> None:
     (inv / "hosts.yaml").write_text("a:\n  hostname: 198.19.255.254\n  username: core\n")
     started = time.monotonic()
     proc = subprocess.run([str(BIN / "hardnir"), "audit", "-i", str(inv), "--runner", "dask", "--scheduler",
-                           f"tcp://127.0.0.1:{_free_port()}", "--out", str(tmp_path / "run")],
+                           f"tcp://127.0.0.1:{free_port()}", "--out", str(tmp_path / "run")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("hardnir: error: cannot reach the Dask scheduler at tcp://127.0.0.1:")
     assert proc.stderr.count("\n") == 1
     assert time.monotonic() - started < 30
-
-
-def test_remediate_in_waves_then_rollback_on_an_external_cluster(
-        fleet: Path, threaded: set[tuple[str, str, str, str]], cluster: Cluster, tmp_path: Path) -> None:
-    """A wave's shards all finish before the next wave starts; the rollback (also on Dask) puts every host back:
-    a threaded audit afterwards gives the verdicts of the first threaded audit. Runs last: it changes the fleet."""
-    refused = {v[0] for v in threaded if v[3] == "error"}
-    hosts = sorted({v[0] for v in threaded} - refused)[:40]
-    rem = api.execute("remediate", fleet, hosts=hosts, wave_size=20, runner="dask", scheduler=cluster.address,
-                      out=tmp_path / "rem")
-    assert {r["host"] for r in rem.rows} == set(hosts)
-    assert any(r["status"] == "fixed" for r in rem.rows)
-    waves = rem.meta["waves"]
-    assert [(w["wave"], len(w["hosts"]), w["ran"]) for w in waves] == [(1, 20, True), (2, 20, True)]
-    first = [r for r in rem.rows if r["host"] in waves[0]["hosts"]]
-    second = [r for r in rem.rows if r["host"] in waves[1]["hosts"]]
-    wave1_end = max(r["started_at"].timestamp() + r["duration_s"] for r in first)
-    assert min(r["started_at"].timestamp() for r in second) >= wave1_end - 0.01
-    assert sum(s["hosts"] for s in rem.meta["runner"]["shards"]) == 40
-    rb = api.execute("rollback", fleet, hosts=hosts, target_run=tmp_path / "rem", runner="dask",
-                     scheduler=cluster.address, out=tmp_path / "rb")
-    assert any(r["status"] == "restored" for r in rb.rows)
-    assert not [r for r in rb.rows if r["status"] in ("error", "rollback_failed")]
-    after = api.execute("audit", fleet, hosts=hosts, out=tmp_path / "after")
-    assert _verdicts(after.rows) == {v for v in threaded if v[0] in hosts}
 
 
 def test_shard_by_site_runs_on_the_site_worker(fleet: Path, threaded: set[tuple[str, str, str, str]],
