@@ -1,8 +1,8 @@
 """The `hardnir` command line: a thin layer over `hardnir.api`, `hardnir.report` and `hardnir.lab`.
 
 Exit codes: 0 all compliant; 1 non-compliant findings (fail, blocked, would_fix); 2 usage, inventory, waiver or
-run-directory error; 3 a fix or rollback failed; 4 a host was unreachable or errored; 70 internal error (a bug);
-130 interrupted.
+run-directory error; 3 a fix or rollback failed; 4 a host was unreachable or errored; 5 the Dask scheduler was lost
+mid-run; 70 internal error (a bug); 130 interrupted.
 """
 
 from __future__ import annotations
