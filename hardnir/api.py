@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     Source: TypeAlias = str | Path | Nornir | None
 
     from hardnir.control import Control
+    from hardnir.dask_runner import DaskRunner
     from hardnir.waivers import Waiver
 
 EXIT_OK = 0
@@ -43,6 +44,7 @@ EXIT_NONCOMPLIANT = 1
 EXIT_USAGE = 2
 EXIT_FIX_FAILED = 3
 EXIT_UNREACHABLE = 4
+EXIT_SCHEDULER_LOST = 5  # --runner dask: the scheduler was lost mid-run (what finished is written)
 
 
 @dataclass
@@ -114,6 +116,10 @@ def execute(
     target_run: str | Path | None = None,
     progress: Callable[[int], Any] | None = None,
     processors: Sequence[Any] = (),
+    runner: str = "threaded",
+    scheduler: str | None = None,
+    shard_by: str | None = None,
+    dask_workers: int | None = None,
 ) -> RunOutcome:
     """Run one runbook end to end. Raises ValueError subclasses (one-line messages) on bad input.
 
@@ -122,6 +128,9 @@ def execute(
 
     `processors` are Nornir processors attached to the run next to those of a Nornir object passed in (e.g.
     nornir_rich's, or one that logs every task); `progress(total)` makes hardnir's own progress processor.
+    `runner="dask"` runs the hosts as shards on Dask distributed (`hardnir.dask_runner`): a LocalCluster, or the
+    cluster at `scheduler`; `shard_by` (a group prefix or host data key) keeps a site's hosts in one shard;
+    `dask_workers` sizes the LocalCluster (worker processes; default one per core).
     Everything that can be checked without a host is checked before the first connection: parameters,
     waivers, the run directory (`strict_waivers`: a waiver naming an unknown host or group is an error).
     """
@@ -162,8 +171,12 @@ def execute(
         recorded = target_meta.get("controls")
         if isinstance(recorded, Mapping) and not controls:
             selected = [c for c in selected if c.id in recorded]
+    waived = _waiver_lookup(loaded_waivers, groups_of)
+    dask = _dask_runner(nr, runner, scheduler, shard_by, workers, waived, dask_workers)
     run_id = new_run_id(book.name)
     run_dir = prepare_run_dir(Path(out) if out else Path("runs") / run_id)
+    if dask:
+        dask.connect()  # an unreachable scheduler is a one-line error before any host is touched
     started = datetime.now(UTC)
     ticker = progress(len(host_names)) if progress else None  # a Nornir processor (hardnir.progress)
     nr = nr.with_processors([*nr.processors, *processors, *([ticker] if ticker else [])])
@@ -173,22 +186,25 @@ def execute(
         controls=selected,
         dry_run=dry_run,
         allow_lockout=allow_lockout,
-        waived=_waiver_lookup(loaded_waivers, groups_of),
+        waived=waived,
+        # Dask: hosts run on the workers, so the driver's Nornir processors never see them; rows arrive here
+        on_host_done=ticker.update if ticker and dask else (lambda host, rows: None),
     )
     waves: list[WaveRecord] = []
     t0 = time.monotonic()
     try:
         with paramiko_to(run_dir / RUN_LOG):
-            task_options = {"target_run": rollback_of} if book.undoes else {}
+            run_hosts = _host_runner(nr, ctx, book, rollback_of, dask)
             if book.waves:
-                waves = _run_waves(nr, ctx, book, plan_waves(host_names, wave_size), max_fail_percent,
-                                   task_options)
+                waves = _run_waves(run_hosts, ctx, book, plan_waves(host_names, wave_size), max_fail_percent)
                 notes += [wave_note(w) for w in waves if w["ran"]]
                 notes += list(dict.fromkeys(w["stop_reason"] for w in waves if w["stop_reason"]))
             else:
-                nr.run(task=book.host_task, ctx=ctx, **task_options)
+                run_hosts(host_names)
     finally:
         fleet.nr.close_connections(on_good=True, on_failed=True)  # without the processors: not a runbook task
+        if dask:
+            dask.close()
         if ticker:
             ticker.close()
     rows: list[dict[str, Any]] = []
@@ -199,7 +215,7 @@ def execute(
             host_rows = platforms.stamp(ctx.error_rows(host, book.phases, why, time.time()))
         rows.extend(host_rows)
     rows = apply_waivers(rows, loaded_waivers, groups_of, today())
-    code = exit_code(rows, book.judged_phases)
+    code = EXIT_SCHEDULER_LOST if dask and dask.lost else exit_code(rows, book.judged_phases)
     meta: dict[str, Any] = {
         "run_id": run_id,
         "runbook": book.name,
@@ -231,10 +247,13 @@ def execute(
         },
         "notes": notes,
         "waves": waves,
+        "runner": dask.record() if dask else {"name": "threaded"},
         "exit_code": code,
     }
     written = write_run(run_dir, rows, meta, secrets=secrets_of(nr),
                         controls=[control_record(c.meta) for c in selected])
+    if dask and dask.interrupted:  # Ctrl-C during a Dask run: the finished rows are written, then it stops
+        raise KeyboardInterrupt
     return RunOutcome(rows, meta, run_dir, code, notes, written)
 
 
@@ -253,9 +272,41 @@ def _host_failed(rows: Sequence[Mapping[str, Any]]) -> bool:
     return any(r["status"] in ("error", "fix_failed") for r in rows)
 
 
-def _run_waves(nr: Any, ctx: RunContext, book: Runbook, waves: list[list[str]], max_fail_percent: float | None,
-               task_options: Mapping[str, Any]) -> list[WaveRecord]:
-    """Run in waves (the first is the canary); stop before the next wave once failures pass the limit."""
+def _dask_runner(nr: Any, runner: str, scheduler: str | None, shard_by: str | None, workers: int | None,
+                 waived: Callable[[str, str], str | None], dask_workers: int | None) -> DaskRunner | None:
+    """The Dask driver for `runner="dask"` (checked, not yet connected), None for the threaded runner."""
+    from hardnir.dask_runner import RUNNERS, DaskRunner
+
+    if runner not in RUNNERS:
+        raise ValueError(f"unknown runner {runner!r}; use {' or '.join(RUNNERS)}")
+    if runner == "threaded":
+        if scheduler or shard_by or dask_workers:
+            raise ValueError("--scheduler, --shard-by and --dask-workers need --runner dask")
+        return None
+    return DaskRunner(nr, scheduler=scheduler, shard_by=shard_by, workers=workers, local_workers=dask_workers,
+                      waived=waived)
+
+
+def _host_runner(nr: Any, ctx: RunContext, book: Runbook, target_run: str,
+                 dask: DaskRunner | None) -> Callable[[Sequence[str]], None]:
+    """`run(hosts)`: the runbook on these hosts, their rows recorded in `ctx` (threaded here, or Dask shards)."""
+    extra = {"target_run": target_run} if book.undoes else {}
+
+    def run(hosts: Sequence[str]) -> None:
+        if dask:
+            dask.run_hosts(hosts, ctx, book.phases, target_run)
+            return
+        members = set(hosts)
+        chosen = nr if members >= set(nr.inventory.hosts) else nr.filter(filter_func=lambda h: h.name in members)
+        chosen.run(task=book.host_task, ctx=ctx, **extra)
+
+    return run
+
+
+def _run_waves(run_hosts: Callable[[Sequence[str]], None], ctx: RunContext, book: Runbook, waves: list[list[str]],
+               max_fail_percent: float | None) -> list[WaveRecord]:
+    """Run in waves (the first is the canary); a wave ends (all its shards too) before the next starts; stop
+    before the next wave once failures pass the limit."""
     records: list[WaveRecord] = []
     stop_reason = ""
     for number, wave in enumerate(waves, start=1):
@@ -265,8 +316,7 @@ def _run_waves(nr: Any, ctx: RunContext, book: Runbook, waves: list[list[str]], 
                 ctx.record(host, platforms.stamp(ctx.error_rows(host, book.phases, stop_reason, now)))
             records.append(skipped_wave(number, len(waves), wave, stop_reason))
             continue
-        members = set(wave)
-        nr.filter(filter_func=lambda h, m=members: h.name in m).run(task=book.host_task, ctx=ctx, **task_options)
+        run_hosts(wave)
         failed = [h for h in wave if _host_failed(ctx.rows_by_host.get(h, [{"status": "error"}]))]
         record = ran_wave(number, len(waves), wave, failed)
         records.append(record)

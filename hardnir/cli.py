@@ -1,8 +1,8 @@
 """The `hardnir` command line: a thin layer over `hardnir.api`, `hardnir.report` and `hardnir.lab`.
 
 Exit codes: 0 all compliant; 1 non-compliant findings (fail, blocked, would_fix); 2 usage, inventory, waiver or
-run-directory error; 3 a fix or rollback failed; 4 a host was unreachable or errored; 70 internal error (a bug);
-130 interrupted.
+run-directory error; 3 a fix or rollback failed; 4 a host was unreachable or errored; 5 the Dask scheduler was lost
+mid-run; 70 internal error (a bug); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from hardnir.cliopts import WORKERS_MAX, bounded, names
+from hardnir.cliopts import WORKERS_MAX, add_runner_options, bounded, names
 from hardnir.reporters.commands import add_report_command_options, add_run_output_options, after_run, report_command
 
 EXIT_USAGE = 2
 
 EPILOG = ("exit codes: 0 compliant, 1 non-compliant, 2 usage/inventory error, 3 fix failed, "
-          "4 unreachable host or error, 70 internal error, 130 interrupted")
+          "4 unreachable host or error, 5 Dask scheduler lost mid-run, 70 internal error, 130 interrupted")
 
 
 def _inventory(p: argparse.ArgumentParser) -> None:
@@ -43,6 +43,7 @@ def _selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict-waivers", action="store_true",
                    help="a waiver naming a host or group not in the inventory is an error (default: a warning)")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory, new or empty (default runs/<run id>)")
+    add_runner_options(p)
     add_run_output_options(p)
 
 
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controls", type=names, metavar="IDS", help="only these controls")
     p.add_argument("--workers", type=bounded(int, 1, WORKERS_MAX), metavar="N", help="parallel hosts (default 50)")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory, new or empty (default runs/<run id>)")
+    add_runner_options(p)
     add_run_output_options(p)
 
     p = sub.add_parser("report", help="a run as table, junit, sarif, json or html; several runs: what changed",
@@ -195,6 +197,10 @@ def _run(args: argparse.Namespace) -> int:
         "workers": args.workers,
         "out": args.out,
         "progress": None if args.quiet else factory(runbook),
+        "runner": args.runner,
+        "scheduler": args.scheduler,
+        "shard_by": args.shard_by,
+        "dask_workers": args.dask_workers,
     }
     if args.command in ("audit", "remediate", "run"):
         options.update(exclude=args.exclude, severity=args.severity, groups=args.groups, waivers=args.waivers,

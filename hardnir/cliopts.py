@@ -31,3 +31,17 @@ def bounded(kind: type[int] | type[float], low: float, high: float | None = None
 
     parse.__name__ = kind.__name__  # argparse names the type in some messages
     return parse
+
+
+def add_runner_options(p: argparse.ArgumentParser) -> None:
+    """--runner, --scheduler, --shard-by (audit, remediate, rollback); see hardnir.dask_runner."""
+    p.add_argument("--runner", choices=("threaded", "dask"), default="threaded",
+                   help="threaded (default): one process; dask: shards on Dask distributed (pip install "
+                   "'hardnir[dask]'), a local cluster unless --scheduler is given")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler to use and leave running, e.g. tcp://10.0.0.5:8786 (default: "
+                   "$DASK_SCHEDULER_ADDRESS, else a local cluster)")
+    p.add_argument("--shard-by", metavar="KEY",
+                   help="keep hosts together in one shard by group-name prefix or host data key (e.g. site-)")
+    p.add_argument("--dask-workers", type=bounded(int, 1, WORKERS_MAX), metavar="N",
+                   help="worker processes of the local Dask cluster (default: one per core)")

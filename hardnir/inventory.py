@@ -124,6 +124,15 @@ def digest(inventory_dir: Path) -> str:
 def init_nornir(inventory_dir: Path, workers: int | None = None) -> Any:
     """Validated inventory -> Nornir with the threaded runner and no logging to files."""
     hosts, groups, defaults = validate(inventory_dir)
+    try:
+        return nornir_from(hosts, groups, defaults, workers)
+    except Exception as exc:  # nornir raises many types; the user needs one line
+        raise InventoryError(f"{inventory_dir}: {exc.__class__.__name__}: {exc}".splitlines()[0]) from None
+
+
+def nornir_from(hosts: Mapping[str, Any], groups: Mapping[str, Any], defaults: Mapping[str, Any],
+                workers: int | None = None) -> Any:
+    """Nornir over already validated inventory mappings (SimpleInventory's layout), with the threaded runner."""
     from nornir import InitNornir
 
     from hardnir import validated_inventory
@@ -131,17 +140,14 @@ def init_nornir(inventory_dir: Path, workers: int | None = None) -> Any:
     validated_inventory.register()
 
     quiet_nornir_log()
-    try:
-        return InitNornir(
-            runner={"plugin": "threaded", "options": {"num_workers": workers or DEFAULT_WORKERS}},
-            inventory={  # the folder's files as validate() parsed them, not parsed a second time by Nornir
-                "plugin": validated_inventory.PLUGIN_NAME,
-                "options": {"hosts": hosts, "groups": groups, "defaults": defaults},
-            },
-            logging={"enabled": False},
-        )
-    except Exception as exc:  # nornir raises many types; the user needs one line
-        raise InventoryError(f"{inventory_dir}: {exc.__class__.__name__}: {exc}".splitlines()[0]) from None
+    return InitNornir(
+        runner={"plugin": "threaded", "options": {"num_workers": workers or DEFAULT_WORKERS}},
+        inventory={  # the folder's files as validate() parsed them, not parsed a second time by Nornir
+            "plugin": validated_inventory.PLUGIN_NAME,
+            "options": {"hosts": hosts, "groups": groups, "defaults": defaults},
+        },
+        logging={"enabled": False},
+    )
 
 
 def quiet_nornir_log() -> None:

@@ -20,7 +20,6 @@ from hardnir.facts import Facts
 from hardnir.fix_outcome import FixOutcome, apply_failure
 from hardnir.lockout_guard import fallback_connection, verify_fallback
 from hardnir.run_context import RunContext, new_run_id
-from hardnir.serial_locks import serial_lock
 from hardnir.ssh import CONNECTION_NAME, HardnirConnection, SSHError
 
 
@@ -161,7 +160,7 @@ def _fix(task: Task, control: Control, facts: Facts, finding: Finding, ctx: RunC
     # Serial controls fix one host per key at a time: the control's serial_key names the host's cluster (the
     # inventory's etcd_cluster, the peers it is configured with, or the host alone for a standalone member).
     if control.meta.serial:
-        with serial_lock(f"{control.id}:{control.serial_key(facts, params)}"):
+        with ctx.serial_lock(f"{control.id}:{control.serial_key(facts, params)}"):
             result = conn.run(script, sudo=True)
     else:
         result = conn.run(script, sudo=True)

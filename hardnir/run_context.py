@@ -19,6 +19,7 @@ from nornir.core.task import Task
 
 from hardnir.control import Control, Finding
 from hardnir.facts import Facts
+from hardnir.serial_locks import serial_lock
 
 
 def new_run_id(runbook: str) -> str:
@@ -35,8 +36,10 @@ class RunContext:
     dry_run: bool = False
     allow_lockout: bool = False
     waived: Callable[[str, str], str | None] = lambda host, control: None
+    on_host_done: Callable[[str, list[dict[str, Any]]], None] = lambda host, rows: None  # after record()
     rows_by_host: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    serial_lock: Callable[[str], contextlib.AbstractContextManager[Any]] = serial_lock  # Dask: one across workers
 
     def row(
         self,
@@ -92,6 +95,7 @@ class RunContext:
     def record(self, host: str, rows: list[dict[str, Any]]) -> None:
         with self.lock:
             self.rows_by_host[host] = rows
+        self.on_host_done(host, rows)
 
 def release_facts(task: Task) -> None:
     """Keep a one-line summary of each Facts and Finding this host task produced, not the objects themselves: at

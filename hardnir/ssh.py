@@ -40,6 +40,7 @@ KILL_GRACE_S = 3
 EXIT_EOF_GRACE_S = 2.0  # after the exit status, how long to wait for the output's EOF
 TRANSIENT_RETRIES = 3
 CONNECT_GRACE_S = 0.5
+STALL_GRACE_S = 1.0  # after a command's deadline, before a connection that stopped answering is closed
 
 
 class SSHError(Exception):
@@ -474,21 +475,29 @@ class HardnirConnection:
         if stdin:
             payload += stdin
         started = time.monotonic()
+        deadline = started + budget + KILL_GRACE_S + 5  # the remote `timeout` kills the command; this is the backstop
+        # paramiko waits without any timeout for the server's answer to the exec request (and for window space to
+        # send): a server that keeps the TCP connection but stops answering would hold this thread, and its whole
+        # run, forever. Just after the deadline a watchdog closes the connection, which ends every such wait.
+        stalled = threading.Event()
+        transport = self.transport
+
+        def expire() -> None:
+            stalled.set()
+            transport.close()
+
+        watchdog = threading.Timer(deadline - started + STALL_GRACE_S, expire)
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            channel = self.transport.open_session(timeout=self.connect_timeout)
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise SSHError(f"{self._name()}: cannot open a session ({exc})") from None
-        try:
-            channel.exec_command(line)
-            if payload:
-                channel.sendall(payload)
-            channel.shutdown_write()
-            # The remote `timeout` kills the command; the local deadline is the backstop for a dead link.
-            status, out, err, timed_out = _drain(channel, started + budget + KILL_GRACE_S + 5)
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise SSHError(f"{self._name()}: connection lost while running a command ({exc})") from None
+            status, out, err, timed_out = self._exchange(line, payload, deadline)
+        except SSHError:
+            if stalled.is_set():
+                raise SSHError(f"{self._name()}: no answer from the server within {budget:g} s (command_timeout); "
+                               "connection closed") from None
+            raise
         finally:
-            channel.close()
+            watchdog.cancel()
         if status == 124 or status == 137:
             timed_out = True
         return CommandResult(
@@ -499,6 +508,23 @@ class HardnirConnection:
             duration_s=time.monotonic() - started,
             timed_out=timed_out,
         )
+
+    def _exchange(self, line: str, payload: bytes, deadline: float) -> tuple[int, bytes, bytes, bool]:
+        assert self.transport is not None
+        try:
+            channel = self.transport.open_session(timeout=self.connect_timeout)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise SSHError(f"{self._name()}: cannot open a session ({exc})") from None
+        try:
+            channel.exec_command(line)
+            if payload:
+                channel.sendall(payload)
+            channel.shutdown_write()
+            return _drain(channel, deadline)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise SSHError(f"{self._name()}: connection lost while running a command ({exc})") from None
+        finally:
+            channel.close()
 
     def _name(self) -> str:
         return known_hosts_name(self.target.hostname, self.target.port) if self.target else "?"

@@ -1,0 +1,493 @@
+"""Run a runbook's hosts on Dask distributed: shards of plain data go out, result rows come back.
+
+The driver (the `hardnir` process) has loaded and validated the inventory and the controls. It cuts the hosts into
+shards (`hardnir.shards`) and submits one task per shard. A shard is plain data: its hosts' inventory entries, the
+groups they belong to and the defaults (as validated), the options, the run id, the control ids and the waivers
+that apply to its hosts. No Nornir or paramiko object and no connection travels. The worker builds its own Nornir
+from that data, runs the same runbook task with the threaded runner, and returns its rows (plain dicts). The driver
+records them as shards finish (`as_completed`); a shard that failed, or whose worker died, gives `error` rows for
+its hosts, so no host is ever lost.
+
+Without a scheduler address a `LocalCluster` (one worker process per core, one shard at a time per worker, each
+shard with `--workers` parallel hosts) is started on 127.0.0.1 and closed at the end; a worker that dies is
+replaced and its shard retried once. With an address (`--scheduler`, or Dask's own `DASK_SCHEDULER_ADDRESS`) the
+cluster is used and left running; a password or passphrase given inline in the inventory is refused there, since
+it would travel to remote machines (`*_env` and `*_file` secrets are resolved on the worker). Shards of hosts that
+carry `hardnir_site: S` ask for one unit of the worker resource `site-S` on such a cluster.
+
+`distributed` is imported only here, and only when a Dask run is asked for: hardnir works without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from hardnir.inventory import DEFAULT_WORKERS
+from hardnir.platforms import stamp
+from hardnir.shards import SHARDS_PER_WORKER, SITE_KEY, Shard, plan_shards, shard_key
+from hardnir.ssh import (
+    CONNECT_GRACE_S,
+    CONNECTION_NAME,
+    DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    EXIT_EOF_GRACE_S,
+    KILL_GRACE_S,
+    STALL_GRACE_S,
+)
+
+RUNNERS = ("threaded", "dask")
+SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
+SECRET_KEYS = ("password", "passphrase", "sudo_password")
+CONNECT_TIMEOUT_S = 10
+MAX_ATTEMPTS = 2  # a shard whose worker died is retried once (its hosts without rows), then gives error rows
+POLL_S = 0.1  # how often the driver looks at finished shards, time limits and the scheduler
+LOST_AFTER_S = 20.0  # a scheduler unreachable this long (the client retries meanwhile) is lost
+SHARD_SETUP_S = 60.0  # allowance for a worker to start a shard (imports, Nornir) within its time limit
+INTERRUPTED = "interrupted (Ctrl-C) before this host finished"
+PROFILE_SETTING = "distributed.worker.profile.enabled"
+PROFILER_CALLBACKS = ("profile", "profile-cycle")  # the worker's periodic callbacks of its profiler
+INSTALL_HINT = "pip install 'hardnir[dask]'"
+
+
+class DaskRunError(ValueError):
+    """A Dask run cannot start (missing extra, unreachable scheduler, inline secret): one line."""
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise DaskRunError(f"--runner dask needs Dask distributed, which is not installed: {INSTALL_HINT}") from None
+    return distributed
+
+
+def scheduler_address(scheduler: str | None) -> str | None:
+    """The scheduler to use: the one given, else Dask's DASK_SCHEDULER_ADDRESS, else None (a LocalCluster)."""
+    return scheduler or os.environ.get(SCHEDULER_ENV) or None
+
+
+def inline_secrets(nr: Any) -> list[str]:
+    """Where the inventory gives a password or passphrase inline, e.g. `host 'a': connection_options.hardnir...`."""
+    inv = nr.inventory
+    elements = [("defaults", inv.defaults.dict())]
+    elements += [(f"group {name!r}", group.dict()) for name, group in inv.groups.items()]
+    elements += [(f"host {name!r}", host.dict()) for name, host in inv.hosts.items()]
+    found: list[str] = []
+
+    def walk(where: str, path: tuple[str, ...], value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if key in SECRET_KEYS and item not in (None, ""):
+                    found.append(f"{where}: {'.'.join((*path, str(key)))}")
+                else:
+                    walk(where, (*path, str(key)), item)
+
+    for where, data in elements:
+        walk(where, (), data)
+    return found
+
+
+def _entry(element: Any) -> dict[str, Any]:
+    data: dict[str, Any] = element.dict()
+    data.pop("name", None)
+    return data
+
+
+def shard_payload(nr: Any, shard: Shard, base: Mapping[str, Any]) -> dict[str, Any]:
+    """One shard as plain data: `base` (options, run id, control ids, defaults) plus its hosts and their groups."""
+    inv = nr.inventory
+    hosts = {name: _entry(inv.hosts[name]) for name in shard.hosts}
+    groups: dict[str, dict[str, Any]] = {}
+    todo = [g for entry in hosts.values() for g in entry.get("groups") or []]
+    while todo:
+        name = todo.pop()
+        if name not in groups:
+            groups[name] = _entry(inv.groups[name])
+            todo.extend(groups[name].get("groups") or [])
+    waived = base["waived"]
+    return {**base, "shard": shard.index, "hosts": hosts, "groups": groups,
+            "waived": {h: waived[h] for h in shard.hosts if h in waived}}
+
+
+def topics(run_id: str) -> tuple[str, str]:
+    """The run's two event topics: shard attempts (`["start", shard, worker]`, small) and host rows."""
+    return f"hardnir-{run_id}-shards", f"hardnir-{run_id}-rows"
+
+
+def encode_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as msgpack-able data for a Dask event (`started_at` as ISO text); `decode_rows` reverses it."""
+    return [{**r, "started_at": r["started_at"].isoformat()} for r in rows]
+
+
+def decode_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    from datetime import datetime
+
+    return [{**r, "started_at": datetime.fromisoformat(r["started_at"])} for r in rows]
+
+
+class ShardGaveUp(RuntimeError):
+    """A shard whose workers died MAX_ATTEMPTS times is not run again (the driver writes `error` rows)."""
+
+
+def _earlier_deaths(client: Any, key: str) -> int:
+    """How many workers died while running this task: the scheduler's own count (a worker killed at once may never
+    have sent its shard's start event). The function travels by value: the scheduler needs no hardnir."""
+    return int(client.run_on_scheduler(
+        lambda dask_scheduler, key=key: getattr(dask_scheduler.tasks.get(key), "suspicious", 0)))
+
+
+def _hosts_with_rows(client: Any, index: int, rows_topic: str) -> set[str]:
+    return {str(msg[1]) for _, msg in client.get_events(rows_topic) if msg[0] == index}
+
+
+def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """On a worker: build Nornir from the shard's data, run the runbook, return `{worker, ran}`.
+
+    Each host's rows leave the worker as soon as the host is done (an event on the run's rows topic), so a worker
+    that dies loses no finished host. A retried shard (its worker died) runs only the hosts without rows yet: a
+    half-seen host is run again from its check (remediate re-checks before it fixes, and fixes are idempotent).
+    Outside a worker (no Dask) the rows come back in the result instead.
+    """
+    from hardnir.control import catalogue
+    from hardnir.inventory import nornir_from
+    from hardnir.run_context import RunContext
+    from hardnir.runbook import runbook_named
+
+    try:
+        from distributed import get_worker
+
+        current: Any = get_worker()
+        worker = str(current.address)
+    except (ImportError, ValueError):
+        current, worker = None, "local"
+    index = int(payload["shard"])
+    shards_topic, rows_topic = topics(payload["run_id"])
+    hosts = dict(payload["hosts"])
+    if current is not None:
+        from distributed import get_client
+
+        client = get_client()
+        deaths = _earlier_deaths(client, str(current.get_current_task()))
+        if deaths >= MAX_ATTEMPTS:
+            raise ShardGaveUp(f"its workers died {deaths} times while running it; not run again")
+        if deaths:  # a retry: only the hosts whose rows did not reach the driver
+            done = _hosts_with_rows(client, index, rows_topic)
+            hosts = {name: entry for name, entry in hosts.items() if name not in done}
+        stop_profiler(current)
+        current.log_event(shards_topic, ["start", index, worker])
+
+    def report(host: str, rows: list[dict[str, Any]]) -> None:  # a finished host's rows, to the driver now
+        if current is not None:
+            current.log_event(rows_topic, [index, host, encode_rows(rows)])
+
+    known = catalogue()
+    waived: Mapping[str, Mapping[str, str]] = payload["waived"]
+    ctx = RunContext(
+        run_id=payload["run_id"],
+        runbook=payload["runbook"],
+        controls=[known[c] for c in payload["controls"]],
+        dry_run=payload["dry_run"],
+        allow_lockout=payload["allow_lockout"],
+        waived=lambda host, control: waived.get(host, {}).get(control),
+        on_host_done=report,
+    )
+    if current is not None:  # serial controls take one lock per key across all workers (only fixes take it)
+        ctx.serial_lock = cluster_lock(payload["run_id"])
+    book = runbook_named(payload["runbook"])
+    if hosts:
+        nr = nornir_from(hosts, payload["groups"], payload["defaults"], payload["workers"])
+        try:
+            nr.run(task=book.host_task, ctx=ctx, **({"target_run": payload["target_run"]} if book.undoes else {}))
+        finally:
+            nr.close_connections(on_good=True, on_failed=True)
+    return {"worker": worker, "ran": list(hosts), "rows": {} if current is not None else ctx.rows_by_host}
+
+
+def stop_profiler(worker: Any) -> None:
+    """Stop the worker's statistical profiler before the shard starts its threads.
+
+    Every 10 ms it calls `sys._current_frames()`, which on CPython 3.11 can deadlock the whole worker process
+    against thread creation (python/cpython#106883, dask/distributed#8616: the call holds the interpreter's
+    thread-list lock while a garbage collection runs Python weakref callbacks that wait for the GIL; a thread being
+    started holds the GIL and waits for that lock; 3.12 runs the collector only at safe points). A shard starts
+    hundreds of threads (Nornir's pool, one paramiko transport and timers per connection): that deadlock froze a
+    LocalCluster worker mid-shard and hung the run. The profile is of no use for SSH work anyway. (A LocalCluster's
+    workers start with it disabled; this covers external workers, from their first shard on.)
+    """
+    stopped = threading.Event()
+
+    def stop() -> None:
+        for name in PROFILER_CALLBACKS:
+            callback = worker.periodic_callbacks.get(name)
+            if callback is not None:
+                callback.stop()
+        stopped.set()
+
+    worker.loop.add_callback(stop)  # periodic callbacks belong to the worker's event loop thread
+    stopped.wait(CONNECT_TIMEOUT_S)
+
+
+def cluster_lock(run_id: str) -> Callable[[str], Any]:
+    """On a worker: `lock(key)`, a Dask distributed Lock per serial key of this run, shared by every worker, so a
+    serial control (etcd members restarted one at a time per cluster) stays serial across shards."""
+    from distributed import Lock, get_client
+
+    client = get_client()  # in the task's thread: Nornir's threads reach the scheduler through its connection
+    return lambda key: Lock(  # type: ignore[no-untyped-call]
+        f"hardnir-serial-{run_id}-{key}", scheduler_rpc=client.scheduler, loop=client.loop)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while worker processes are spawned (a terminal sends Ctrl-C to the whole process group; the
+    driver cancels the shards and stops the cluster itself, without a traceback from every worker)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class DaskRunner:
+    """The driver side of one Dask run: check, connect, run host lists as shards, record what happened."""
+
+    def __init__(self, nr: Any, *, scheduler: str | None = None, shard_by: str | None = None,
+                 workers: int | None = None, local_workers: int | None = None,
+                 waived: Callable[[str, str], str | None] | None = None) -> None:
+        _distributed()
+        self.nr = nr
+        self.address = scheduler_address(scheduler)
+        self.shard_by = shard_by
+        self.workers = workers
+        self.local_workers = local_workers or os.cpu_count() or 1
+        self.waived = waived or (lambda host, control: None)
+        self.client: Any = None
+        self.cluster: Any = None
+        self.worker_count = 0
+        self.shards: list[dict[str, Any]] = []
+        self.recorded: set[str] = set()  # hosts whose rows are in the run (from a worker, or error rows)
+        self.started: dict[int, float] = {}  # shard -> when its current attempt started (monotonic)
+        self.lock = threading.Lock()
+        self.lost = ""  # why the scheduler was lost mid-run ("" while it is there)
+        self.interrupted = False
+        if self.address:
+            inline = inline_secrets(nr)
+            if inline:
+                raise DaskRunError(f"inline secret in the inventory ({inline[0]}) refused with a remote Dask "
+                                   "scheduler: give it as *_env or *_file, resolved on the worker")
+
+    def connect(self) -> None:
+        """Reach the scheduler (a one-line DaskRunError if it cannot be reached), or start a LocalCluster."""
+        distributed = _distributed()
+        if self.address:
+            try:
+                self.client = distributed.Client(self.address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as exc:
+                cause = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+                raise DaskRunError(f"cannot reach the Dask scheduler at {self.address}: {cause}"[:300]) from None
+        else:
+            import dask
+
+            with dask.config.set({"distributed.scheduler.allowed-failures": MAX_ATTEMPTS - 1,
+                                  PROFILE_SETTING: False}), \
+                    _sigint_ignored():  # Ctrl-C is the driver's to handle; the workers inherit "ignore"
+                self.cluster = distributed.LocalCluster(
+                    n_workers=self.local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                    dashboard_address=":0", scheduler_kwargs={"dashboard": False},  # no port 8787 taken or warned
+                    silence_logs=logging.ERROR)
+            self.client = distributed.Client(self.cluster, set_as_default=False)
+        self.worker_count = len(self.client.scheduler_info().get("workers", {}))
+
+    def close(self) -> None:
+        """Disconnect; a LocalCluster is shut down, a cluster given by address is left running."""
+        if self.client is not None:
+            with contextlib.suppress(Exception):  # a lost scheduler must not turn the end of the run into an error
+                self.client.close(timeout=CONNECT_TIMEOUT_S)
+        if self.cluster is not None:
+            self.cluster.close()
+        self.client = self.cluster = None
+
+    def record(self) -> dict[str, Any]:
+        """What run.json keeps of this runner."""
+        return {"name": "dask", "scheduler": self.address or "local", "workers": self.worker_count,
+                "shard_by": self.shard_by, "shards": self.shards, "lost": self.lost or None,
+                "interrupted": self.interrupted}
+
+    def plan(self, hosts: Sequence[str]) -> list[Shard]:
+        inv = self.nr.inventory.hosts
+        by = self.shard_by
+        keys = {h: shard_key([g.name for g in inv[h].groups], inv[h].get(by) if by else None, by) for h in hosts}
+        sites = {h: str(inv[h].get(SITE_KEY) or "") for h in hosts}
+        shards = plan_shards(hosts, SHARDS_PER_WORKER * max(self.worker_count, 1), keys, sites)
+        first = len(self.shards)
+        return [Shard(first + s.index, s.hosts, s.key, s.site) for s in shards]
+
+    def run_hosts(self, hosts: Sequence[str], ctx: Any, phases: Sequence[str], target_run: str = "") -> None:
+        """Run `ctx.runbook` on `hosts` as shards; every host gets its rows recorded in `ctx` (or error rows)."""
+        if self.lost or self.interrupted:  # a later wave after the scheduler was lost or Ctrl-C: nothing runs
+            reason = self.lost or INTERRUPTED
+            for host in hosts:
+                self._record(ctx, host, stamp(ctx.error_rows(host, phases, f"not run: {reason}", time.time())))
+            return
+        shards_topic, rows_topic = topics(ctx.run_id)
+        base = {
+            "run_id": ctx.run_id, "runbook": ctx.runbook, "controls": [c.id for c in ctx.controls],
+            "dry_run": ctx.dry_run, "allow_lockout": ctx.allow_lockout, "target_run": target_run,
+            "workers": self.workers, "defaults": _entry(self.nr.inventory.defaults),
+            "waived": self._waivers(hosts, [c.id for c in ctx.controls]),
+        }
+        self.client.subscribe_topic(shards_topic, self._shard_event)
+        self.client.subscribe_topic(rows_topic, lambda event: self._rows_event(ctx, event))
+        futures: dict[Any, Shard] = {}
+        serial = ctx.runbook == "remediate" and any(c.meta.serial for c in ctx.controls)
+        for shard in self.plan(hosts):
+            self.shards.append({"shard": shard.index, "hosts": len(shard.hosts), "key": shard.key,
+                                "site": shard.site, "workers": [], "worker": "", "status": "pending", "error": "",
+                                "limit_s": self._limit(shard, ctx, len(hosts) if serial else 0)})
+            future = self.client.submit(
+                run_shard, shard_payload(self.nr, shard, base), key=f"hardnir-{ctx.run_id}-shard-{shard.index}",
+                pure=False, resources=(shard.resources or None) if self.address else None)
+            futures[future] = shard
+        try:
+            self._wait(futures, ctx, phases)
+        finally:
+            for topic in (shards_topic, rows_topic):
+                with contextlib.suppress(Exception):
+                    self.client.unsubscribe_topic(topic)
+
+    def _wait(self, futures: dict[Any, Shard], ctx: Any, phases: Sequence[str]) -> None:
+        """Record shards as they finish. Never waits forever: a shard running past its limit is cancelled, a lost
+        scheduler or a cluster left without workers ends the wait; the hosts without rows get `error` rows."""
+        distributed = _distributed()
+        done = distributed.as_completed(list(futures), loop=self.client.loop)
+        away_since: float | None = None
+        try:
+            while futures:
+                for future in done.next_batch(block=False):
+                    shard = futures.pop(future, None)
+                    if shard is not None:
+                        self._finish(shard, future, ctx, phases)
+                now = time.monotonic()
+                for future, shard in list(futures.items()):
+                    started = self.started.get(shard.index)
+                    limit = self.shards[shard.index]["limit_s"]
+                    if started is not None and now - started > limit:
+                        self.client.cancel([future])
+                        del futures[future]
+                        self._fail(shard, ctx, phases, f"no result within {limit:g} s (the limit its hosts' "
+                                   "connect and command timeouts allow); cancelled", "cancelled")
+                gone = self._scheduler_gone()
+                if not gone:
+                    away_since = None
+                else:
+                    away_since = away_since or now
+                    if futures and (gone == "closed" or now - away_since > LOST_AFTER_S):
+                        self.lost = f"the Dask scheduler {self.address or 'local'} was lost mid-run ({gone})"
+                        for shard in futures.values():
+                            self._fail(shard, ctx, phases, f"not finished: {self.lost}", "lost")
+                        futures.clear()
+                time.sleep(POLL_S)
+        except KeyboardInterrupt:  # Ctrl-C: cancel what runs, keep what finished, say so for the rest
+            self.interrupted = True
+            with contextlib.suppress(Exception):
+                self.client.cancel(list(futures))
+            for shard in futures.values():
+                self._fail(shard, ctx, phases, f"not finished: {INTERRUPTED}", "cancelled")
+
+    def _scheduler_gone(self) -> str:
+        """'' while the client talks to the scheduler, else its status ('connecting' while it retries, 'closed')."""
+        status = str(getattr(self.client, "status", "running"))
+        return "" if status in ("running", "newly-created") else status
+
+    def _limit(self, shard: Shard, ctx: Any, serial_hosts: int) -> float:
+        inv = self.nr.inventory.hosts
+        connect, command = 0.0, 0.0
+        for host in shard.hosts:
+            extras = inv[host].get_connection_parameters(CONNECTION_NAME).extras or {}
+            connect = max(connect, float(extras.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)))
+            command = max(command, float(extras.get("command_timeout", DEFAULT_COMMAND_TIMEOUT)))
+        return shard_limit(ctx.runbook, len(ctx.controls), len(shard.hosts), self.workers or DEFAULT_WORKERS,
+                           connect, command, serial_hosts)
+
+    def _shard_event(self, event: Any) -> None:
+        """A worker started (an attempt of) a shard: note which, and when (its time limit counts from now)."""
+        kind, index, worker = event[1]
+        if kind == "start" and index < len(self.shards):
+            with self.lock:
+                self.started[index] = time.monotonic()
+                self.shards[index]["workers"].append(worker)
+                self.shards[index]["worker"] = worker
+
+    def _rows_event(self, ctx: Any, event: Any) -> None:
+        _, host, rows = event[1]
+        self._record(ctx, str(host), decode_rows(rows))
+
+    def _record(self, ctx: Any, host: str, rows: list[dict[str, Any]]) -> None:
+        """Keep a host's first rows (a retried or cancelled shard may report a host again; the first rows win)."""
+        with self.lock:
+            if host in self.recorded:
+                return
+            self.recorded.add(host)
+        ctx.record(host, rows)
+
+    def _waivers(self, hosts: Sequence[str], controls: Sequence[str]) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        for host in hosts:
+            for control in controls:
+                reason = self.waived(host, control)
+                if reason:
+                    found.setdefault(host, {})[control] = reason
+        return found
+
+    def _finish(self, shard: Shard, future: Any, ctx: Any, phases: Sequence[str]) -> None:
+        try:
+            result = future.result()
+        except Exception as exc:  # the shard's task raised, or its workers died (KilledWorker, ShardGaveUp)
+            cause = f"{exc.__class__.__name__}: {exc}".strip().splitlines()[0]
+            gone = self._scheduler_gone() or ("scheduler" if "scheduler-connection-lost" in cause else "")
+            if gone:  # the client cancels every future when it loses the scheduler
+                self.lost = self.lost or f"the Dask scheduler {self.address or 'local'} was lost mid-run ({gone})"
+                self._fail(shard, ctx, phases, f"not finished: {self.lost}", "lost")
+            else:
+                self._fail(shard, ctx, phases, f"failed: {cause}")
+            return
+        worker = str(result["worker"])
+        rows: Mapping[str, list[dict[str, Any]]] = result["rows"]
+        now = time.time()
+        for host in shard.hosts:
+            self._record(ctx, host, rows.get(host) or stamp(ctx.error_rows(
+                host, phases, f"shard {shard.index} on worker {worker}: no rows arrived for this host", now)))
+        self.shards[shard.index].update(worker=worker, status="done")
+
+    def _fail(self, shard: Shard, ctx: Any, phases: Sequence[str], what: str, status: str = "failed") -> None:
+        """`error` rows for the shard's hosts that have none, naming the shard, its worker(s) and the cause."""
+        record = self.shards[shard.index]
+        workers = ", ".join(record["workers"]) or "no worker (not started)"
+        message = f"shard {shard.index} on {workers}: {what}"[:400]
+        now = time.time()
+        for host in shard.hosts:
+            self._record(ctx, host, stamp(ctx.error_rows(host, phases, message, now)))
+        record.update(status=status, error=message)
+
+
+def shard_limit(runbook: str, controls: int, hosts: int, threads: int, connect_s: float, command_s: float,
+                serial_hosts: int = 0) -> float:
+    """How long a shard may run before the driver gives up on it: a safety net, never reached while the SSH
+    timeouts hold. Per host: two connections (a jump host and the target) and every command the runbook may run,
+    each with its full budget; the hosts run `threads` at a time; remediate's serial controls may wait for one fix
+    of every host of the run; plus a fixed allowance for the worker to build Nornir."""
+    command = command_s + KILL_GRACE_S + 5 + STALL_GRACE_S + EXIT_EOF_GRACE_S
+    commands = {"audit": 1, "remediate": 2 + 4 * controls, "rollback": 1 + 2 * controls}.get(runbook, 1 + 4 * controls)
+    per_host = 2 * (connect_s + CONNECT_GRACE_S) + commands * command
+    return round(math.ceil(hosts / max(threads, 1)) * per_host + serial_hosts * command + SHARD_SETUP_S, 1)
