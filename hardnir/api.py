@@ -187,8 +187,8 @@ def execute(
         dry_run=dry_run,
         allow_lockout=allow_lockout,
         waived=waived,
-        # Dask: hosts run on the workers, so the driver's Nornir processors never see them; rows arrive here
-        on_host_done=ticker.update if ticker and dask else (lambda host, rows: None),
+        # the processor counts threaded hosts; Dask hosts and hosts a stopped wave skipped arrive here only
+        on_host_done=ticker.update if ticker else (lambda host, rows: None),
     )
     waves: list[WaveRecord] = []
     t0 = time.monotonic()

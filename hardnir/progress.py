@@ -24,13 +24,19 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.done = self.failing = self.unreachable = 0
+        self.seen: set[str] = set()
         self.started = time.monotonic()
         self.lock = threading.Lock()
         self.last_print = 0.0
         self._print(force=True)
 
     def update(self, host: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Count a finished host once, whoever reports it first: the processor (threaded hosts) or the run's
+        `on_host_done` (hosts recorded by the driver: Dask shards, hosts a stopped wave skipped)."""
         with self.lock:
+            if host in self.seen:
+                return
+            self.seen.add(host)
             self.done += 1
             statuses = {r["status"] for r in rows}
             if "error" in statuses:
