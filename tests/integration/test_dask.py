@@ -242,13 +242,22 @@ def test_ctrl_c_cancels_the_shards_and_writes_the_finished_rows(fleet: Path, tmp
     """SIGINT to the CLI mid-run (a LocalCluster of one worker process): exit 130 with one line, the run directory
     holds every host (the finished ones with their verdicts, the others with `error` rows saying so), and the
     cluster's processes are gone."""
-    proc = subprocess.Popen([str(BIN / "hardnir"), "audit", "-i", str(fleet), "--runner", "dask", "--dask-workers",
-                             "1", "--workers", "1", "--out", str(tmp_path / "run")],
+    # The CLI as a terminal starts it: SIGINT raises KeyboardInterrupt (a test run in the background inherits
+    # SIGINT ignored, and Python keeps an ignored SIGINT ignored).
+    cli = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+           "from hardnir.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", cli, "audit", "-i", str(fleet), "--runner", "dask",
+                             "--dask-workers", "1", "--workers", "1", "--out", str(tmp_path / "run")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     first = proc.stderr.readline()  # the progress bar's first line: the cluster is up, shards go out
     assert "audit [" in first and " 0/200 hosts" in first, first  # (and nothing before it, e.g. no Dask warning)
-    time.sleep(3)  # some hosts finish (one shard after the other, a host at a time)
+    done = 0
+    while not done:  # the next progress lines (every 5 s; one host at a time: 200 take longer): hosts finished
+        line = proc.stderr.readline()
+        assert "hosts" in line, line
+        done = int(line.split("] ", 1)[1].split("/", 1)[0])
+    assert done < HOSTS, "the run ended before it could be interrupted"
     cluster = _children(proc.pid)
     proc.send_signal(signal.SIGINT)
     rest = proc.stderr.read()
