@@ -11,7 +11,9 @@ listeners (`ss`), never the word "enabled". Two policies:
 Both are network changes: a dead-man timer restores the old state unless a fresh SSH login works afterwards.
 Live listeners: whatever holds a TCP listener on the ssh ports now (`ss -ltnp`: systemd for the socket, or an
 sshd.service that holds :22 itself or inherited it from an `Accept=no` socket) is judged against the policy too,
-so a masked socket with a live sshd still fails, naming the process and unit.
+so a masked socket with a live sshd still fails, naming the process and unit. With policy `restricted`, a service
+holding a wildcard listener itself blocks the fix (restarting the socket would not close it; stopping the service
+from this session would cut the session), with that said.
 Rollback restores the backed-up unit files and restarts sshd.socket.
 Flatcar: same model (sshd.socket). Its /etc/ssh/sshd_config is a symlink into read-only /usr; this control never
 edits sshd_config, so the link stays. Fedora CoreOS runs sshd.service, not the socket: `hardnir.sshd_service`
@@ -225,6 +227,12 @@ def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
                     "hostname is not an IP address, so {address} cannot be used)")
     if any(is_wildcard_listen(a) for a in allowed):
         return Plan(blocked=f"sshd_socket.listen contains a wildcard: {', '.join(allowed)}")
+    held = _wildcard_held_by_services(facts, params)
+    if held:
+        return Plan(blocked=f"{held} holds a wildcard listener on the ssh port itself (sshd.service, or a "
+                    "descriptor it inherited from an Accept=no socket); restarting sshd.socket would not close "
+                    "it, and stopping that service from this session would cut the session: stop it from the "
+                    "console, then run remediate again")
     content = filesafe.dropin(
         "Socket", [("ListenStream", ""), *(("ListenStream", a) for a in allowed), ("FreeBind", "true")]
     )
@@ -241,6 +249,13 @@ def plan_fix(facts: Facts, params: Mapping[str, Any]) -> Plan:
         lockout=lockout,
         deadman=True,
     )
+
+
+def _wildcard_held_by_services(facts: Facts, params: Mapping[str, Any]) -> str:
+    """Who (not systemd) holds a wildcard listener on the ssh ports now, described; '' when nobody does."""
+    holders = [h for port in ssh_ports(params) for lst in facts.listening(f"tcp:{port}").listeners
+               if is_wildcard_listen(lst.address) for h in lst.holders if not h.is_pid1]
+    return describe_holders(list(dict.fromkeys(holders)))
 
 
 def _close_live_sshd(facts: Facts, params: Mapping[str, Any]) -> list[Step]:
