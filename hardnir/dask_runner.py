@@ -4,13 +4,15 @@ The driver (the `hardnir` process) has loaded and validated the inventory and th
 shards (`hardnir.shards`) and submits one task per shard. A shard is plain data: its hosts' inventory entries, the
 groups they belong to and the defaults (as validated), the options, the run id, the control ids and the waivers
 that apply to its hosts. No Nornir or paramiko object and no connection travels. The worker builds its own Nornir
-from that data, runs the same runbook task with the threaded runner, and returns its rows (plain dicts). The driver
-records them as shards finish (`as_completed`); a shard that failed, or whose worker died, gives `error` rows for
-its hosts, so no host is ever lost.
+from that data and runs the same runbook task with the threaded runner; each host's rows (plain dicts) go to the
+driver as an event as soon as the host is done. A shard whose worker died runs once more, for its hosts without
+rows; a shard that fails twice, fails, runs past its time limit or is cut off by a lost scheduler or Ctrl-C gives
+`error` rows (naming the shard, its workers and the cause) for its hosts without rows, so no host is ever lost and
+the driver never waits forever.
 
-Without a scheduler address a `LocalCluster` (one worker process per core, one shard at a time per worker, each
-shard with `--workers` parallel hosts) is started on 127.0.0.1 and closed at the end; a worker that dies is
-replaced and its shard retried once. With an address (`--scheduler`, or Dask's own `DASK_SCHEDULER_ADDRESS`) the
+Without a scheduler address a `LocalCluster` (one worker process per core or `--dask-workers`, one shard at a time
+per worker, each shard with `--workers` parallel hosts) is started on 127.0.0.1 and closed at the end. With an
+address (`--scheduler`, or Dask's own `DASK_SCHEDULER_ADDRESS`) the
 cluster is used and left running; a password or passphrase given inline in the inventory is refused there, since
 it would travel to remote machines (`*_env` and `*_file` secrets are resolved on the worker). Shards of hosts that
 carry `hardnir_site: S` ask for one unit of the worker resource `site-S` on such a cluster.

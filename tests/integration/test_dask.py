@@ -271,7 +271,9 @@ def test_ctrl_c_cancels_the_shards_and_writes_the_finished_rows(fleet: Path, tmp
     stopped = rows[rows["message"].str.contains("interrupted (Ctrl-C)", regex=False)]
     assert len(stopped) and set(stopped["status"]) == {"error"}
     assert {"pass", "fail"} <= set(rows["status"])  # what finished is kept
-    time.sleep(1)
+    deadline = time.monotonic() + 20  # the worker process and multiprocessing's resource tracker end with it
+    while [pid for pid in cluster if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert cluster and not [pid for pid in cluster if Path(f"/proc/{pid}").exists()]
 
 
