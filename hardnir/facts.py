@@ -374,6 +374,16 @@ def is_wildcard_listen(entry: str) -> bool:
     return host in ("", "::", "0.0.0.0", "*")  # noqa: S104 (detecting, not binding)
 
 
+def listen_policy_problem(listen: list[str], allowed: list[str], entries: str = "listen entries") -> str:
+    """Why a listen list breaks a restricted policy: `listens on all interfaces: ...`, `<entries> outside policy:
+    ...`, or '' when it keeps to the allowed addresses (sshd.socket's Listen= and sshd.service's ListenAddress)."""
+    wildcard = [e for e in listen if is_wildcard_listen(e)]
+    if wildcard:
+        return f"listens on all interfaces: {', '.join(wildcard)}"
+    outside = [e for e in listen if e not in allowed]
+    return f"{entries} outside policy: {', '.join(outside)}" if outside else ""
+
+
 def listen_port(entry: str) -> str:
     entry = entry.strip()
     return entry if entry.isdigit() else entry.rpartition(":")[2]

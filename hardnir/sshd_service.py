@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hardnir.control import Finding, Plan, Remove, Step, Symlink, not_applicable, write_if_changed
-from hardnir.facts import Facts, is_wildcard_listen, listen_port
+from hardnir.facts import Facts, is_wildcard_listen, listen_policy_problem, listen_port
 from hardnir.params import PLACEHOLDER
 from hardnir.probe import command_item, file_item, unit_item
 
@@ -99,13 +99,9 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
     if not listen:
         return Finding("error", expected, observed, f"sshd -T failed: {facts.text('cmd:sshd-T-listen')[:200]}",
                        evidence)
-    wildcard = [e for e in listen if is_wildcard_listen(e)]
-    if wildcard:
-        return Finding("fail", expected, observed, f"sshd.service listens on all interfaces: {', '.join(wildcard)}",
-                       evidence)
-    outside = [e for e in listen if e not in allowed]
-    if outside:
-        return Finding("fail", expected, observed, f"ListenAddress outside policy: {', '.join(outside)}", evidence)
+    problem = listen_policy_problem(listen, allowed, entries="ListenAddress")
+    if problem:
+        return Finding("fail", expected, observed, f"sshd.service {problem}", evidence)
     if live_wild:
         return Finding("fail", expected, observed + f" (live: {', '.join(live_wild)})",
                        "configured correctly but sshd still listens on all interfaces (restart of sshd.service "

@@ -28,7 +28,14 @@ from typing import Any
 
 from hardnir import filesafe, live, sshd_service
 from hardnir.control import ControlMeta, Exec, Finding, Plan, Remove, Step, Symlink, not_applicable, write_if_changed
-from hardnir.facts import Facts, LiveListener, describe_holders, is_wildcard_listen, listen_port
+from hardnir.facts import (
+    Facts,
+    LiveListener,
+    describe_holders,
+    is_wildcard_listen,
+    listen_policy_problem,
+    listen_port,
+)
 from hardnir.params import PLACEHOLDER, Param
 from hardnir.probe import file_item, listen_item, unit_item
 
@@ -133,13 +140,9 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
         note += "; note: a full copy in /etc hides vendor fixes (TriggerLimitBurst=0)"
     if policy == "disabled":
         return Finding("fail", expected, observed, f"sshd.socket is not masked{note}", evidence)
-    wildcard = [e for e in listen if is_wildcard_listen(e)]
-    if wildcard:
-        return Finding("fail", expected, observed, f"listens on all interfaces: {', '.join(wildcard)}{note}",
-                       evidence)
-    outside = [e for e in listen if e not in allowed]
-    if outside:
-        return Finding("fail", expected, observed, f"listen entries outside policy: {', '.join(outside)}",
+    problem = listen_policy_problem(listen, allowed)
+    if problem:
+        return Finding("fail", expected, observed, problem + (note if problem.startswith("listens") else ""),
                        evidence)
     live_finding = _live_verdict(facts, params, expected, evidence)
     if live_finding is not None:
