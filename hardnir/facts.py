@@ -292,11 +292,12 @@ class Facts:
     def login_user(self) -> str:
         return self.text("cmd:login-user").strip()
 
-    @property
-    def os_release(self) -> dict[str, str]:
+    @functools.cached_property
+    def os_release(self) -> Mapping[str, str]:
+        """/etc/os-release, parsed once (every control's platform gate reads it)."""
         return parse_env_file(self.text("cmd:os-release"))
 
-    @property
+    @functools.cached_property
     def platform(self) -> str:
         """`coreos`, `flatcar`, `fcos`, another os-release ID, or `unknown` (see `hardnir.platforms`)."""
         return platform_of(self.os_release)

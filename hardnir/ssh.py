@@ -25,6 +25,7 @@ from typing import Any
 
 import paramiko
 
+from hardnir import alarms
 from hardnir.known_hosts import KnownHosts
 
 # paramiko's own records never reach the terminal; a run routes them to its run.log (hardnir.runprep)
@@ -251,9 +252,7 @@ def _open_once(
         expired.set()
         transport.close()
 
-    watchdog = threading.Timer(remaining + CONNECT_GRACE_S, expire)
-    watchdog.daemon = True
-    watchdog.start()
+    watchdog = alarms.arm(remaining + CONNECT_GRACE_S, expire)
     stage = "SSH handshake"
     try:
         try:
@@ -486,9 +485,7 @@ class HardnirConnection:
             stalled.set()
             transport.close()
 
-        watchdog = threading.Timer(deadline - started + STALL_GRACE_S, expire)
-        watchdog.daemon = True
-        watchdog.start()
+        watchdog = alarms.arm(deadline - started + STALL_GRACE_S, expire)
         try:
             status, out, err, timed_out = self._exchange(line, payload, deadline)
         except SSHError:
