@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hardnir import __version__, platforms
+from hardnir import __version__
 from hardnir.control import select
 from hardnir.dates import today
 from hardnir.inventory import as_list, host_groups, secrets_of
@@ -212,7 +212,7 @@ def execute(
         host_rows = ctx.rows_by_host.get(host)
         if host_rows is None:
             why = fleet.unusable.get(host, "no result: the runner lost this host")
-            host_rows = platforms.stamp(ctx.error_rows(host, book.phases, why, time.time()))
+            host_rows = ctx.error_rows(host, book.phases, why, time.time())
         rows.extend(host_rows)
     rows = apply_waivers(rows, loaded_waivers, groups_of, today())
     code = EXIT_SCHEDULER_LOST if dask and dask.lost else exit_code(rows, book.judged_phases)
@@ -313,7 +313,7 @@ def _run_waves(run_hosts: Callable[[Sequence[str]], None], ctx: RunContext, book
         if stop_reason:
             now = time.time()
             for host in wave:
-                ctx.record(host, platforms.stamp(ctx.error_rows(host, book.phases, stop_reason, now)))
+                ctx.record(host, ctx.error_rows(host, book.phases, stop_reason, now))
             records.append(skipped_wave(number, len(waves), wave, stop_reason))
             continue
         run_hosts(wave)
