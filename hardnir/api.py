@@ -23,7 +23,7 @@ from hardnir.dates import today
 from hardnir.inventory import as_list, host_groups, secrets_of
 from hardnir.inventory_source import open_fleet
 from hardnir.run_context import RunContext, new_run_id
-from hardnir.runbook import Runbook, runbook_named
+from hardnir.runbook import Runbook, judged_rows, runbook_named
 from hardnir.waves import WaveRecord, plan_waves, ran_wave, skipped_wave, wave_note
 
 if TYPE_CHECKING:
@@ -72,8 +72,7 @@ def exit_code(rows: Iterable[Mapping[str, Any]], judged_phases: Sequence[str] = 
     outcome (fix and verify rows, not the findings it fixed); rollback on whether the undo worked (the state it
     restores is the old, possibly non-compliant one, which is what was asked for).
     """
-    rows = [r for r in rows if not judged_phases or r["phase"] in judged_phases or r["status"] == "error"]
-    statuses = {str(r["status"]) for r in rows}
+    statuses = {str(r["status"]) for r in judged_rows(rows, judged_phases)}
     if "error" in statuses:
         return EXIT_UNREACHABLE
     if statuses & {"fix_failed", "rollback_failed"}:

@@ -189,6 +189,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from hardnir import api
     from hardnir.progress import factory
+    from hardnir.runbook import runbook_named
 
     runbook = args.runbook if args.command == "run" else args.command
     options: dict[str, Any] = {
@@ -196,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
         "hosts": args.hosts,
         "workers": args.workers,
         "out": args.out,
-        "progress": None if args.quiet else factory(runbook),
+        "progress": None if args.quiet else factory(runbook, judged_phases=runbook_named(runbook).judged_phases),
         "runner": args.runner,
         "scheduler": args.scheduler,
         "shard_by": args.shard_by,
