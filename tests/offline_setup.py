@@ -27,11 +27,10 @@ def unreachable_inventory(root: Path, hosts: Sequence[str] = ("h1",)) -> Path:
 
 def simple_inventory_config(inventory: Path, path: Path) -> Path:
     """A Nornir config file at `path` that reads the SimpleInventory folder `inventory`."""
-    path.write_text(yaml.safe_dump({
-        "inventory": {"plugin": "SimpleInventory", "options": {
-            "host_file": str(inventory / "hosts.yaml"), "defaults_file": str(inventory / "defaults.yaml")}},
-        "logging": {"enabled": False},
-    }))
+    files = {"host_file": "hosts.yaml", "group_file": "groups.yaml", "defaults_file": "defaults.yaml"}
+    options = {option: str(inventory / name) for option, name in files.items() if (inventory / name).exists()}
+    path.write_text(yaml.safe_dump({"inventory": {"plugin": "SimpleInventory", "options": options},
+                                    "logging": {"enabled": False}}))
     return path
 
 
