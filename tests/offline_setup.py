@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from hardnir.facts import Facts, Item
+from hardnir.facts import Facts
+from hardnir.probe import Item
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PLUGINS = Path(__file__).resolve().parents[1] / "examples" / "plugins"

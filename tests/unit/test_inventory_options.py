@@ -23,7 +23,7 @@ def subparser(parser: argparse.ArgumentParser, *path: str) -> argparse.ArgumentP
     return parser
 
 
-def inventory_help(parser: argparse.ArgumentParser) -> dict[str, tuple[str | None, str | None, bool]]:
+def inventory_help(parser: argparse.ArgumentParser) -> dict[str, tuple[object, ...]]:
     return {a.dest: (a.metavar, a.help, a.required) for a in parser._actions if a.dest in ("inventory", "config")}
 
 
