@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hardnir import __version__, platforms
+from hardnir import __version__
 from hardnir.control import select
 from hardnir.dates import today
 from hardnir.inventory import as_list, host_groups, secrets_of
 from hardnir.inventory_source import open_fleet
 from hardnir.run_context import RunContext, new_run_id
-from hardnir.runbook import Runbook, runbook_named
+from hardnir.runbook import Runbook, judged_rows, runbook_named
 from hardnir.waves import WaveRecord, plan_waves, ran_wave, skipped_wave, wave_note
 
 if TYPE_CHECKING:
@@ -72,8 +72,7 @@ def exit_code(rows: Iterable[Mapping[str, Any]], judged_phases: Sequence[str] = 
     outcome (fix and verify rows, not the findings it fixed); rollback on whether the undo worked (the state it
     restores is the old, possibly non-compliant one, which is what was asked for).
     """
-    rows = [r for r in rows if not judged_phases or r["phase"] in judged_phases or r["status"] == "error"]
-    statuses = {str(r["status"]) for r in rows}
+    statuses = {str(r["status"]) for r in judged_rows(rows, judged_phases)}
     if "error" in statuses:
         return EXIT_UNREACHABLE
     if statuses & {"fix_failed", "rollback_failed"}:
@@ -212,7 +211,7 @@ def execute(
         host_rows = ctx.rows_by_host.get(host)
         if host_rows is None:
             why = fleet.unusable.get(host, "no result: the runner lost this host")
-            host_rows = platforms.stamp(ctx.error_rows(host, book.phases, why, time.time()))
+            host_rows = ctx.error_rows(host, book.phases, why, time.time())
         rows.extend(host_rows)
     rows = apply_waivers(rows, loaded_waivers, groups_of, today())
     code = EXIT_SCHEDULER_LOST if dask and dask.lost else exit_code(rows, book.judged_phases)
@@ -313,7 +312,7 @@ def _run_waves(run_hosts: Callable[[Sequence[str]], None], ctx: RunContext, book
         if stop_reason:
             now = time.time()
             for host in wave:
-                ctx.record(host, platforms.stamp(ctx.error_rows(host, book.phases, stop_reason, now)))
+                ctx.record(host, ctx.error_rows(host, book.phases, stop_reason, now))
             records.append(skipped_wave(number, len(waves), wave, stop_reason))
             continue
         run_hosts(wave)

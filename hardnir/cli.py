@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from hardnir.cliopts import WORKERS_MAX, add_runner_options, bounded, names
+from hardnir.cliopts import WORKERS_MAX, add_inventory_options, add_runner_options, bounded, names
 from hardnir.reporters.commands import add_report_command_options, add_run_output_options, after_run, report_command
 
 EXIT_USAGE = 2
@@ -21,17 +21,8 @@ EPILOG = ("exit codes: 0 compliant, 1 non-compliant, 2 usage/inventory error, 3 
           "4 unreachable host or error, 5 Dask scheduler lost mid-run, 70 internal error, 130 interrupted")
 
 
-def _inventory(p: argparse.ArgumentParser) -> None:
-    """Where the hosts come from: a SimpleInventory folder or a Nornir config file (any inventory plugin)."""
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("-i", "--inventory", metavar="INVENTORY_DIR",
-                        help="Nornir SimpleInventory folder (hosts.yaml, groups.yaml, defaults.yaml)")
-    source.add_argument("--config", metavar="NORNIR_CONFIG",
-                        help="a Nornir config file: any inventory plugin, transform function and runner options")
-
-
 def _selection(p: argparse.ArgumentParser) -> None:
-    _inventory(p)
+    add_inventory_options(p)
     p.add_argument("--controls", type=names, metavar="IDS", help="comma-separated control ids (default: all)")
     p.add_argument("--exclude", type=names, metavar="IDS", help="comma-separated control ids to leave out")
     p.add_argument("--severity", type=names, metavar="LEVELS",
@@ -83,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rollback", help="undo a remediation run", epilog=EPILOG,
                        description="Undo what a remediation run changed, from the pre-state it recorded.")
-    _inventory(p)
+    add_inventory_options(p)
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="the remediation run directory to undo")
     p.add_argument("--hosts", type=names, metavar="NAMES", help="only these hosts")
     p.add_argument("--controls", type=names, metavar="IDS", help="only these controls")
@@ -100,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("facts", help="print the raw facts the probe gathers from hosts (YAML), for debugging",
                        description="Run the probe for the selected controls and print every fact as YAML.")
-    _inventory(p)
+    add_inventory_options(p)
     p.add_argument("--hosts", type=names, metavar="NAMES", help="comma-separated inventory host names")
     p.add_argument("--controls", type=names, metavar="IDS", help="comma-separated control ids (default: all)")
 
@@ -108,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print every host's effective control parameters and connection settings, "
                        "each with its origin (default, defaults.yaml, group, host), as YAML or JSON. Secrets "
                        "are shown as ***. Nothing connects.")
-    p.add_argument("-i", "--inventory", required=True, metavar="INVENTORY_DIR", help="inventory folder")
+    add_inventory_options(p)
     p.add_argument("--hosts", type=names, metavar="NAMES", help="comma-separated inventory host names")
     p.add_argument("--controls", type=names, metavar="IDS", help="comma-separated control ids (default: all)")
     p.add_argument("--json", action="store_true", help="JSON instead of YAML")
@@ -169,7 +160,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "params":
         from hardnir.paramview import show
 
-        print(show(args.inventory, hosts=args.hosts, controls=args.controls, as_json=args.json), end="")
+        print(show(args.inventory, config=args.config, hosts=args.hosts, controls=args.controls, as_json=args.json),
+              end="")
         return 0
     if args.command == "facts":
         from hardnir.api import EXIT_UNREACHABLE, collect_facts, dump_facts
@@ -189,6 +181,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from hardnir import api
     from hardnir.progress import factory
+    from hardnir.runbook import runbook_named
 
     runbook = args.runbook if args.command == "run" else args.command
     options: dict[str, Any] = {
@@ -196,7 +189,7 @@ def _run(args: argparse.Namespace) -> int:
         "hosts": args.hosts,
         "workers": args.workers,
         "out": args.out,
-        "progress": None if args.quiet else factory(runbook),
+        "progress": None if args.quiet else factory(runbook, judged_phases=runbook_named(runbook).judged_phases),
         "runner": args.runner,
         "scheduler": args.scheduler,
         "shard_by": args.shard_by,

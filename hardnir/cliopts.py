@@ -33,6 +33,15 @@ def bounded(kind: type[int] | type[float], low: float, high: float | None = None
     return parse
 
 
+def add_inventory_options(p: argparse.ArgumentParser) -> None:
+    """Where the hosts come from: a SimpleInventory folder or a Nornir config file (any inventory plugin)."""
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("-i", "--inventory", metavar="INVENTORY_DIR",
+                        help="Nornir SimpleInventory folder (hosts.yaml, groups.yaml, defaults.yaml)")
+    source.add_argument("--config", metavar="NORNIR_CONFIG",
+                        help="a Nornir config file: any inventory plugin, transform function and runner options")
+
+
 def add_runner_options(p: argparse.ArgumentParser) -> None:
     """--runner, --scheduler, --shard-by (audit, remediate, rollback); see hardnir.dask_runner."""
     p.add_argument("--runner", choices=("threaded", "dask"), default="threaded",

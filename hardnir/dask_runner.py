@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from hardnir.inventory import DEFAULT_WORKERS
-from hardnir.platforms import stamp
 from hardnir.shards import SHARDS_PER_WORKER, SITE_KEY, Shard, plan_shards, shard_key
 from hardnir.ssh import (
     CONNECT_GRACE_S,
@@ -340,7 +339,7 @@ class DaskRunner:
         if self.lost or self.interrupted:  # a later wave after the scheduler was lost or Ctrl-C: nothing runs
             reason = self.lost or INTERRUPTED
             for host in hosts:
-                self._record(ctx, host, stamp(ctx.error_rows(host, phases, f"not run: {reason}", time.time())))
+                self._record(ctx, host, ctx.error_rows(host, phases, f"not run: {reason}", time.time()))
             return
         shards_topic, rows_topic = topics(ctx.run_id)
         base = {
@@ -468,8 +467,8 @@ class DaskRunner:
         rows: Mapping[str, list[dict[str, Any]]] = result["rows"]
         now = time.time()
         for host in shard.hosts:
-            self._record(ctx, host, rows.get(host) or stamp(ctx.error_rows(
-                host, phases, f"shard {shard.index} on worker {worker}: no rows arrived for this host", now)))
+            self._record(ctx, host, rows.get(host) or ctx.error_rows(
+                host, phases, f"shard {shard.index} on worker {worker}: no rows arrived for this host", now))
         self.shards[shard.index].update(worker=worker, status="done")
 
     def _fail(self, shard: Shard, ctx: Any, phases: Sequence[str], what: str, status: str = "failed") -> None:
@@ -479,7 +478,7 @@ class DaskRunner:
         message = f"shard {shard.index} on {workers}: {what}"[:400]
         now = time.time()
         for host in shard.hosts:
-            self._record(ctx, host, stamp(ctx.error_rows(host, phases, message, now)))
+            self._record(ctx, host, ctx.error_rows(host, phases, message, now))
         record.update(status=status, error=message)
 
 

@@ -100,11 +100,11 @@ platform_of = platforms.platform_of
 # --- the verdict ------------------------------------------------------------------------------------------
 
 
-def judge(host: str, seen: Observation, *, inventory: str = "INVENTORY_DIR",
+def judge(host: str, seen: Observation, *, inventory_args: str = "-i INVENTORY_DIR",
           platforms: Collection[str] = ("coreos", "flatcar", "fcos")) -> list[DoctorRow]:
     """The five rows of one host (CHECKS order); later checks are `skipped` when login failed."""
     if seen.login_error:
-        login = DoctorRow(host, "login", "fail", seen.login_error, _login_fix(seen.login_error, inventory))
+        login = DoctorRow(host, "login", "fail", seen.login_error, _login_fix(seen.login_error, inventory_args))
         return [login, *(DoctorRow(host, c, "skipped", "needs a login") for c in CHECKS[1:])]
     user = seen.login_user
     rows = [DoctorRow(host, "login", "ok", f"{user}@{seen.address}, host key {seen.host_key}"), _sudo(host, seen)]
@@ -120,12 +120,13 @@ def judge(host: str, seen: Observation, *, inventory: str = "INVENTORY_DIR",
     return rows
 
 
-def _login_fix(error: str, inventory: str) -> str:
+def _login_fix(error: str, inventory_args: str) -> str:
+    """The fix for a failed login; `inventory_args` name the inventory as the command line does (`-i DIR`)."""
     lowered = error.lower()
     if "unknown host key" in lowered:
-        return f"record the host key: hardnir keys scan -i {inventory} --accept (or --expect FILE)"
+        return f"record the host key: hardnir keys scan {inventory_args} --accept (or --expect FILE)"
     if "changed" in lowered or "does not match" in lowered:
-        return f"the host key changed: verify it out of band (hardnir keys check -i {inventory}) before trusting it"
+        return f"the host key changed: verify it out of band (hardnir keys check {inventory_args}) before trusting it"
     if "authentication failed" in lowered:
         return ("put your public key in the user's ~/.ssh/authorized_keys (ssh-copy-id), or set key_filename, "
                 "username or password in the inventory")
@@ -228,17 +229,20 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")[:200]
 
 
-def run_doctor(inventory: Path, *, hosts: str | None = None, workers: int | None = None,
-               progress: Callable[[int], Any] | None = None) -> list[DoctorRow]:
-    """Every selected host's rows, in inventory order (Nornir's runner does the hosts in parallel)."""
+def run_doctor(inventory: str | Path | None = None, *, config: str | Path | None = None, hosts: str | None = None,
+               workers: int | None = None, progress: Callable[[int], Any] | None = None) -> list[DoctorRow]:
+    """Every selected host's rows, in inventory order (Nornir's runner does the hosts in parallel); the hosts
+    come from an inventory folder or a Nornir config file."""
     from nornir.core.task import Result, Task
 
     from hardnir.control import catalogue
-    from hardnir.inventory import as_list, filter_hosts, init_nornir
+    from hardnir.inventory import as_list, filter_hosts
+    from hardnir.inventory_source import open_inventory
     from hardnir.ssh import CONNECTION_NAME
 
     platforms = {p for control in catalogue().values() for p in control.meta.platforms}
-    nr = filter_hosts(init_nornir(inventory, workers), as_list(hosts), None)
+    opened = open_inventory(inventory, config=config, workers=workers)
+    nr = filter_hosts(opened.nr, as_list(hosts), None)
     bar = progress(len(nr.inventory.hosts)) if progress else None
 
     def check(task: Task) -> Result:
@@ -252,7 +256,7 @@ def run_doctor(inventory: Path, *, hosts: str | None = None, workers: int | None
                 seen = observe(conn, address)
             except Exception as exc:  # the connection dropped half way
                 seen = Observation(address=address, login_error=f"connection lost: {exc}".splitlines()[0])
-        rows = judge(task.host.name, seen, inventory=str(inventory), platforms=platforms)
+        rows = judge(task.host.name, seen, inventory_args=opened.args, platforms=platforms)
         if bar is not None:
             bar.update(task.host.name, [{"status": "error" if seen.login_error else
                                          "pass" if host_ready(rows) else "fail"}])
@@ -268,7 +272,7 @@ def run_doctor(inventory: Path, *, hosts: str | None = None, workers: int | None
     for name in nr.inventory.hosts:
         if results[name].failed:
             error = f"internal error: {results[name].exception}"
-            rows += judge(name, Observation(login_error=error), inventory=str(inventory), platforms=platforms)
+            rows += judge(name, Observation(login_error=error), inventory_args=opened.args, platforms=platforms)
         else:
             rows += results[name][0].result
     return rows

@@ -34,31 +34,48 @@ def is_nornir(value: object) -> bool:
     return hasattr(value, "inventory") and hasattr(value, "run") and hasattr(value, "filter")
 
 
+@dataclass(frozen=True)
+class Opened:
+    """A whole inventory, loaded, and how to name it."""
+
+    nr: Any
+    source: str  # what run.json names as the inventory
+    digest: str
+    files: Mapping[str, str]  # file names -> paths, for messages (a SimpleInventory folder only)
+    args: str  # the command-line words that name it again, for the fixes hardnir suggests ('' for a Nornir object)
+
+
+def open_inventory(inventory: Any = None, *, config: str | Path | None = None,
+                   workers: int | None = None) -> Opened:
+    """Exactly one of a folder (or a config file given as `inventory`), a config file, a Nornir object, loaded."""
+    if (inventory is None) == (config is None):
+        raise InventoryError("give an inventory folder (-i), a Nornir config file (--config) or a Nornir object")
+    if is_nornir(inventory):
+        full = inventory if workers is None else inventory.with_runner(_threaded(workers))
+        opened = Opened(full, f"nornir object ({_plugin_of(full)})", _inventory_digest(full), {}, "")
+    else:
+        path = Path(config if config is not None else inventory)
+        args = f"--config {path}" if config is not None else f"-i {path}"
+        if config is not None or path.is_file():
+            full = _from_config(path, workers)
+            opened = Opened(full, str(path.resolve()), _inventory_digest(full), {}, args)
+        else:
+            opened = Opened(init_nornir(path, workers), str(path.resolve()), digest(path), files_of(path), args)
+    if not logging.getLogger("nornir").handlers:  # no logging configured: no tracebacks on stderr either
+        quiet_nornir_log()
+    return opened
+
+
 def open_fleet(inventory: Any = None, *, config: str | Path | None = None, workers: int | None = None,
                hosts: Sequence[str] | None = None, groups: Sequence[str] | None = None) -> tuple[Fleet, Any]:
     """(the selected fleet, the whole inventory's Nornir) from exactly one of a folder, a config file, a Nornir."""
-    if (inventory is None) == (config is None):
-        raise InventoryError("give an inventory folder (-i), a Nornir config file (--config) or a Nornir object")
-    files: Mapping[str, str] = {}
-    if is_nornir(inventory):
-        full = inventory if workers is None else inventory.with_runner(_threaded(workers))
-        source, fingerprint = f"nornir object ({_plugin_of(full)})", _inventory_digest(full)
-    else:
-        path = Path(config if config is not None else inventory)
-        if config is not None or path.is_file():
-            full = _from_config(path, workers)
-            source, fingerprint = str(path.resolve()), _inventory_digest(full)
-        else:
-            full = init_nornir(path, workers)
-            source, files, fingerprint = str(path.resolve()), files_of(path), digest(path)
-    if not logging.getLogger("nornir").handlers:  # no logging configured: no tracebacks on stderr either
-        quiet_nornir_log()
-    nr = filter_hosts(full, hosts, groups)
+    opened = open_inventory(inventory, config=config, workers=workers)
+    nr = filter_hosts(opened.nr, hosts, groups)
     names = list(nr.inventory.hosts)
     unusable = {name: why for name, host in nr.inventory.hosts.items() if (why := address_problem(host))}
     if unusable:
         nr = nr.filter(filter_func=lambda h: h.name not in unusable)
-    return Fleet(nr, source, fingerprint, files, unusable, names), full
+    return Fleet(nr, opened.source, opened.digest, opened.files, unusable, names), opened.nr
 
 
 def address_problem(host: Any) -> str:

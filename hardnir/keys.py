@@ -38,7 +38,7 @@ TRANSIENT_RETRIES = 3
 # What each status means for the host; "ok" ones leave it ready for strict host-key checking.
 OK_STATUSES = ("known", "accepted", "verified")
 FIXES = {
-    "unknown": "record the keys: hardnir keys scan -i {inv} --accept (or --expect FILE)",
+    "unknown": "record the keys: hardnir keys scan {inv} --accept (or --expect FILE)",
     "changed": "verify the new key out of band; if the host was rebuilt: ssh-keygen -R '{name}' -f {known_hosts}, "
                "then scan again",
     "mismatch": "do not trust this host until the fingerprint is explained (wrong host, rebuilt, or intercepted)",
@@ -218,17 +218,22 @@ class KeysOutcome:
     rows: list[KeyRow]
     written: dict[Path, list[str]]
     exit_code: int
+    inventory_args: str = "-i INVENTORY_DIR"  # how the fixes name the inventory (`-i DIR` or `--config FILE`)
 
 
-def run_keys(inventory: Path, mode: str, *, hosts: str | None = None, expect: Path | None = None,
-             workers: int | None = None, progress: Callable[[int], Any] | None = None) -> KeysOutcome:
-    """Scan the selected hosts in parallel (Nornir's runner), judge each key and, for accept/expect, record."""
+def run_keys(inventory: str | Path | None, mode: str, *, config: str | Path | None = None, hosts: str | None = None,
+             expect: Path | None = None, workers: int | None = None,
+             progress: Callable[[int], Any] | None = None) -> KeysOutcome:
+    """Scan the selected hosts of an inventory folder or a Nornir config file in parallel (Nornir's runner), judge
+    each key and, for accept/expect, record."""
     from nornir.core.task import Result, Task
 
-    from hardnir.inventory import as_list, filter_hosts, init_nornir
+    from hardnir.inventory import as_list, filter_hosts
+    from hardnir.inventory_source import open_inventory
 
     expected = parse_expected(expect.read_text(encoding="utf-8"), str(expect)) if expect else None
-    nr = filter_hosts(init_nornir(inventory, workers), as_list(hosts), None)
+    opened = open_inventory(inventory, config=config, workers=workers)
+    nr = filter_hosts(opened.nr, as_list(hosts), None)
     targets = {name: target_of(host) for name, host in nr.inventory.hosts.items()}
     known = load_known_hosts(dict.fromkeys(t.known_hosts for t in targets.values()))
     bar = progress(len(targets)) if progress else None
@@ -258,7 +263,7 @@ def run_keys(inventory: Path, mode: str, *, hosts: str | None = None, expect: Pa
     rows = [_with(row, "unknown", "another process recorded a key for this address meanwhile; run keys check")
             if row.status in ("accepted", "verified") and row.name not in written.get(targets[row.host].known_hosts, [])
             else row for row, _ in found]
-    return KeysOutcome(rows, written, exit_code(rows))
+    return KeysOutcome(rows, written, exit_code(rows), opened.args)
 
 
 def _record(found: Sequence[tuple[KeyRow, paramiko.PKey | None]], targets: Mapping[str, Target], mode: str,
@@ -294,7 +299,7 @@ def exit_code(rows: Iterable[KeyRow]) -> int:
     return EXIT_OK if statuses <= set(OK_STATUSES) else EXIT_NOT_TRUSTED
 
 
-def render(outcome: KeysOutcome, inventory: Path, mode: str) -> str:
+def render(outcome: KeysOutcome, mode: str) -> str:
     """The table of keys, one fix line per host that is not ready, and what was written where."""
     from hardnir.report import format_table, grouped_fixes
     from hardnir.results import neutralise_controls
@@ -309,7 +314,8 @@ def render(outcome: KeysOutcome, inventory: Path, mode: str) -> str:
             text = row.message if row.message.startswith(row.status) else f"{row.status}: {row.message}"
             lines.append(neutralise_controls(f"{row.host}: {text}"))
     lines += grouped_fixes([(row.status, row.host, FIXES[row.status].format(
-        inv=inventory, name=row.name, known_hosts=row.known_hosts)) for row in outcome.rows if row.status in FIXES])
+        inv=outcome.inventory_args, name=row.name, known_hosts=row.known_hosts)) for row in outcome.rows
+        if row.status in FIXES])
     for path, names in outcome.written.items():
         lines.append(f"recorded {len(names)} key(s) in {path} (log: {log_path(path)})")
     counts: dict[str, int] = {}

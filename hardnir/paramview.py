@@ -9,16 +9,20 @@ from typing import Any
 
 from hardnir.control import catalogue, select
 from hardnir.hostdata import connection, effective, validate
-from hardnir.inventory import as_list, files_of, filter_hosts, init_nornir
+from hardnir.inventory import as_list, filter_hosts
+from hardnir.inventory_source import open_inventory
 from hardnir.params import SHARED, Param
 
 
-def show(inventory: str | Path, *, hosts: str | Iterable[str] | None = None,
-         controls: str | Iterable[str] | None = None, as_json: bool = False) -> str:
-    """Per host: the connection settings and each selected control's parameters with their origin."""
+def show(inventory: str | Path | None = None, *, config: str | Path | None = None,
+         hosts: str | Iterable[str] | None = None, controls: str | Iterable[str] | None = None,
+         as_json: bool = False) -> str:
+    """Per host of an inventory folder or a Nornir config file: the connection settings and each selected
+    control's parameters with their origin."""
     selected = select(controls)
-    nr = filter_hosts(init_nornir(Path(inventory)), as_list(hosts), None)
-    validate(nr, files_of(Path(inventory)))
+    opened = open_inventory(inventory, config=config)
+    nr = filter_hosts(opened.nr, as_list(hosts), None)
+    validate(nr, opened.files)
     out: dict[str, Any] = {}
     for name, host in nr.inventory.hosts.items():
         out[name] = {"connection": connection(host), "controls": effective(host, selected)}

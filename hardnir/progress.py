@@ -1,8 +1,9 @@
 """A progress line on stderr for long runs: hosts done, failing, unreachable, elapsed time.
 
 `Progress` is a Nornir processor: it counts a host when the runbook's task instance on it completes (the rows the
-host task returns, or a failed Result for a host the task could not run on). Users attach their own processors
-(nornir_rich's, or any other) next to it through `processors=`.
+host task returns, or a failed Result for a host the task could not run on). A host is failing as the exit code
+judges it: on the runbook's `judged_phases` (remediate: fix and verify, not the findings it fixed). Users attach
+their own processors (nornir_rich's, or any other) next to it through `processors=`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from typing import Any, TextIO
 from nornir.core.inventory import Host
 from nornir.core.task import AggregatedResult, MultiResult, Task
 
+from hardnir.runbook import judged_rows
+
 
 class Progress:
-    def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
+    def __init__(self, label: str, total: int, stream: TextIO | None = None,
+                 judged_phases: Sequence[str] = ()) -> None:
         self.label = label
         self.total = total
+        self.judged_phases = judged_phases  # the runbook's (`Runbook.judged_phases`); empty: every row
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.done = self.failing = self.unreachable = 0
@@ -38,7 +43,7 @@ class Progress:
                 return
             self.seen.add(host)
             self.done += 1
-            statuses = {r["status"] for r in rows}
+            statuses = {r["status"] for r in judged_rows(rows, self.judged_phases)}
             if "error" in statuses:
                 self.unreachable += 1
             elif statuses & {"fail", "fix_failed", "blocked", "rollback_failed"}:
@@ -91,5 +96,7 @@ class Progress:
                 self.stream.flush()
 
 
-def factory(label: str, stream: TextIO | None = None) -> Any:
-    return lambda total: Progress(label, total, stream)
+def factory(label: str, stream: TextIO | None = None, judged_phases: Sequence[str] = ()) -> Any:
+    """`progress(total)` for `hardnir.api.execute` and the setup commands; a runbook's progress gets its
+    `judged_phases`."""
+    return lambda total: Progress(label, total, stream, judged_phases)

@@ -1,7 +1,9 @@
 """What every task of one runbook invocation shares, and the one place where results become rows.
 
 Tasks return findings and outcomes; `RunContext.row` turns them into result rows (`hardnir.rows`), so runbooks only
-compose tasks. `finish_host` is the end of every host's runbook: keep summaries, close SSH, record the rows.
+compose tasks. `finish_host` is the end of every host's runbook: give the rows the host's platform columns (from the
+facts the runbook gathered), keep summaries, close SSH, record the rows. `RunContext.error_rows` (a host the runner
+lost or never read) carry the platform columns empty.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from nornir.core.task import Task
 
+from hardnir import platforms
 from hardnir.control import Control, Finding
 from hardnir.facts import Facts
 from hardnir.serial_locks import serial_lock
@@ -86,16 +89,25 @@ class RunContext:
 
     def error_rows(self, host: str, phases: Sequence[str], message: str, started: float,
                    controls: Sequence[Control] | None = None, fingerprint: str = "") -> list[dict[str, Any]]:
-        return [
+        """An `error` row per control and phase, the platform columns empty (`finish_host` fills them when the
+        host's facts were gathered)."""
+        return platforms.stamp([
             self.row(host, c, phase, "error", started, message=message, fingerprint=fingerprint)
             for c in (controls or self.controls)
             for phase in phases
-        ]
+        ])
 
     def record(self, host: str, rows: list[dict[str, Any]]) -> None:
         with self.lock:
             self.rows_by_host[host] = rows
         self.on_host_done(host, rows)
+
+
+def gathered_facts(task: Task) -> Facts | None:
+    """The facts this host task gathered last (None when it gathered none)."""
+    found = [r.result for r in task.results if isinstance(r.result, Facts)]
+    return found[-1] if found else None
+
 
 def release_facts(task: Task) -> None:
     """Keep a one-line summary of each Facts and Finding this host task produced, not the objects themselves: at
@@ -109,11 +121,15 @@ def release_facts(task: Task) -> None:
 
 
 def finish_host(task: Task, ctx: RunContext, rows: list[dict[str, Any]]) -> None:
-    """A host's runbook is done: keep only a summary of its facts, close its SSH connection now and record its
-    rows. An idle paramiko transport keeps a thread polling every 0.1 s until it is closed; left open until the end
-    of the run, thousands of them cost more CPU than the work itself."""
+    """A host's runbook is done: give its rows the host's platform columns (from the facts it gathered last; empty
+    when it gathered none), keep only a summary of its facts, close its SSH connection now and record its rows.
+    An idle paramiko transport keeps a thread polling every 0.1 s until it is closed; left open until the end of
+    the run, thousands of them cost more CPU than the work itself."""
     from hardnir.hostdata import forget
 
+    facts = gathered_facts(task)
+    platform, version = (facts.platform, facts.platform_version) if facts is not None else ("", "")
+    platforms.stamp(rows, platform, version)
     release_facts(task)
     forget(task.host)
     with contextlib.suppress(Exception):  # closing is best effort: the rows are what matters

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,11 @@ class Runbook:
     undoes: str = ""  # it takes a run of this runbook (`--run RUN_DIR`) and passes its run id as `target_run`
     distribution: str = ""  # the package that installed it, and its version ('' for hardnir's own)
     version: str = ""
+
+
+def judged_rows(rows: Iterable[Mapping[str, Any]], judged_phases: Sequence[str]) -> list[Mapping[str, Any]]:
+    """The rows a run is judged on: those of `judged_phases` (every row when empty), and every error."""
+    return [r for r in rows if r["status"] == "error" or not judged_phases or r["phase"] in judged_phases]
 
 
 _REGISTRY: dict[str, Runbook] | None = None

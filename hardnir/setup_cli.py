@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from hardnir.cliopts import add_inventory_options
+
 COMMANDS = ("init", "keys", "doctor")
 EXIT_USAGE = 2
 
@@ -28,7 +30,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                                 "use, logged) or --expect FILE (only keys that match the fingerprints)"),
                        ("check", "report unknown, changed and matching keys; writes nothing")):
         k = keys.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-        k.add_argument("-i", "--inventory", required=True, metavar="INVENTORY_DIR", help="inventory folder")
+        add_inventory_options(k)
         k.add_argument("--hosts", metavar="NAMES", help="comma-separated inventory host names")
         k.add_argument("--workers", type=int, metavar="N", help="parallel hosts (default 50)")
         k.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -44,7 +46,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                        description="One row per host and check (login, sudo, commands, platform, clock), each "
                        "failure with its fix. Exit 0 when every host is ready, 1 when a check failed, 4 when a "
                        "host could not be logged into.")
-    p.add_argument("-i", "--inventory", required=True, metavar="INVENTORY_DIR", help="inventory folder")
+    add_inventory_options(p)
     p.add_argument("--hosts", metavar="NAMES", help="comma-separated inventory host names")
     p.add_argument("--workers", type=int, metavar="N", help="parallel hosts (default 50)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -59,15 +61,15 @@ def dispatch(args: argparse.Namespace) -> int:
         from hardnir import keys
 
         mode = "check" if args.keys_command == "check" else "accept" if args.accept else "expect"
-        inventory = Path(args.inventory)
-        outcome = keys.run_keys(inventory, mode, hosts=args.hosts, expect=getattr(args, "expect", None),
-                           workers=args.workers, progress=None if args.quiet else factory(f"keys {mode}"))
-        print(keys.render(outcome, inventory, mode))
+        outcome = keys.run_keys(args.inventory, mode, config=args.config, hosts=args.hosts,
+                                expect=getattr(args, "expect", None), workers=args.workers,
+                                progress=None if args.quiet else factory(f"keys {mode}"))
+        print(keys.render(outcome, mode))
         return outcome.exit_code
     from hardnir import doctor
 
-    rows = doctor.run_doctor(Path(args.inventory), hosts=args.hosts, workers=args.workers,
-                      progress=None if args.quiet else factory("doctor"))
+    rows = doctor.run_doctor(args.inventory, config=args.config, hosts=args.hosts, workers=args.workers,
+                             progress=None if args.quiet else factory("doctor"))
     print(doctor.render(rows))
     return doctor.exit_code(rows)
 

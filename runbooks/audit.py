@@ -7,7 +7,6 @@ import time
 from nornir.core.exceptions import NornirSubTaskError
 from nornir.core.task import Result, Task
 
-from hardnir import platforms
 from hardnir.nornir_tasks import check_control, connection, gather_facts, subtask_error
 from hardnir.run_context import RunContext, finish_host
 from hardnir.runbook import Runbook
@@ -18,14 +17,13 @@ def audit_host(task: Task, ctx: RunContext) -> Result:
     try:
         facts = task.run(task=gather_facts, controls=ctx.controls)[0].result
     except NornirSubTaskError as exc:
-        rows = platforms.stamp(ctx.error_rows(task.host.name, ["check"], subtask_error(exc), started))
+        rows = ctx.error_rows(task.host.name, ["check"], subtask_error(exc), started)
         finish_host(task, ctx, rows)
         return Result(host=task.host, result=rows)
     fingerprint = connection(task).host_key_fingerprint
     findings = [(c, task.run(task=check_control, control=c, facts=facts)[0].result) for c in ctx.controls]
     took = time.time() - started  # one probe serves every control
     rows = [ctx.finding_row(task.host.name, c, "check", f, started, fingerprint, took) for c, f in findings]
-    platforms.stamp(rows, facts.platform, facts.platform_version)
     finish_host(task, ctx, rows)
     return Result(host=task.host, result=rows)
 

@@ -11,7 +11,6 @@ import time
 from nornir.core.exceptions import NornirSubTaskError
 from nornir.core.task import Result, Task
 
-from hardnir import platforms
 from hardnir.control import Finding
 from hardnir.fix_outcome import FixOutcome
 from hardnir.nornir_tasks import (
@@ -32,7 +31,7 @@ def remediate_host(task: Task, ctx: RunContext) -> Result:
     try:
         facts = task.run(task=gather_facts, controls=ctx.controls)[0].result
     except NornirSubTaskError as exc:
-        rows = platforms.stamp(ctx.error_rows(host, ["check", "fix", "verify"], subtask_error(exc), started))
+        rows = ctx.error_rows(host, ["check", "fix", "verify"], subtask_error(exc), started)
         finish_host(task, ctx, rows)
         return Result(host=task.host, result=rows)
     fingerprint = connection(task).host_key_fingerprint
@@ -81,7 +80,7 @@ def remediate_host(task: Task, ctx: RunContext) -> Result:
                                 duration=fix_time[control.id]))
         verify_rows.append(ctx.finding_row(host, control, "verify", verdict, verify_started, fingerprint,
                                            verify_time))
-    rows = platforms.stamp(check_rows + fix_rows + verify_rows, facts.platform, facts.platform_version)
+    rows = check_rows + fix_rows + verify_rows
     finish_host(task, ctx, rows)
     return Result(host=task.host, result=rows, changed=any(o.changed for o in outcomes.values()))
 

@@ -12,7 +12,6 @@ import time
 from nornir.core.exceptions import NornirSubTaskError
 from nornir.core.task import Result, Task
 
-from hardnir import platforms
 from hardnir.nornir_tasks import (
     check_control,
     connection,
@@ -31,7 +30,7 @@ def rollback_host(task: Task, ctx: RunContext, target_run: str) -> Result:
     try:
         task.run(task=gather_login)
     except NornirSubTaskError as exc:
-        rows = platforms.stamp(ctx.error_rows(host, ["rollback", "verify"], subtask_error(exc), started))
+        rows = ctx.error_rows(host, ["rollback", "verify"], subtask_error(exc), started)
         finish_host(task, ctx, rows)
         return Result(host=task.host, result=rows)
     fingerprint = connection(task).host_key_fingerprint
@@ -51,11 +50,9 @@ def rollback_host(task: Task, ctx: RunContext, target_run: str) -> Result:
         findings = [(c, task.run(task=check_control, control=c, facts=facts)[0].result) for c in ctx.controls]
         took = time.time() - verify_started
         rows += [ctx.finding_row(host, c, "verify", f, verify_started, fingerprint, took) for c, f in findings]
-        platforms.stamp(rows, facts.platform, facts.platform_version)
     except NornirSubTaskError as exc:
         rows += ctx.error_rows(host, ["verify"], f"re-check failed: {subtask_error(exc)}", verify_started,
                                fingerprint=fingerprint)
-        platforms.stamp(rows)
     finish_host(task, ctx, rows)
     return Result(host=task.host, result=rows)
 

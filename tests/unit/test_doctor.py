@@ -47,12 +47,15 @@ def test_a_ready_host_is_all_ok() -> None:
      "hardnir keys scan -i inv --accept"),
     ("10.0.0.5: host key CHANGED (ssh-ed25519 SHA256:x) and differs from /f/known_hosts; refusing",
      "hardnir keys check -i inv"),
+    ("10.0.0.5: unknown host key ssh-ed25519 SHA256:x (not in /f/known_hosts); refusing",
+     "hardnir keys scan --config c.yaml --accept"),
     ("10.0.0.5: authentication failed for user core (key /k rejected)", "authorized_keys"),
     ("10.0.0.5: connection timed out after 10s", "check the hostname and port"),
     ("web: cannot resolve host name (Name or service not known)", "does not resolve"),
 ])
 def test_a_failed_login_has_its_fix_and_skips_the_rest(error: str, fix: str) -> None:
-    rows = by_check(judge("web-01", Observation(address="10.0.0.5", login_error=error), inventory="inv"))
+    source = "--config c.yaml" if "--config" in fix else "-i inv"
+    rows = by_check(judge("web-01", Observation(address="10.0.0.5", login_error=error), inventory_args=source))
     assert rows["login"].status == "fail" and rows["login"].detail == error and fix in rows["login"].fix
     assert [r.status for r in rows.values()][1:] == ["skipped"] * 4
     assert exit_code(list(rows.values())) == 4

@@ -12,11 +12,13 @@ import pytest
 from hardnir.fingerprints import parse_expected
 from hardnir.keys import (
     KeyRow,
+    KeysOutcome,
     Target,
     append_known_hosts,
     exit_code,
     judge,
     load_known_hosts,
+    render,
 )
 from hardnir.known_hosts import KnownHosts
 from hardnir.ssh import fingerprint
@@ -73,6 +75,12 @@ def test_judge_check(tmp_path: Path) -> None:
     changed = judge(t, KEY_A, "", other, "accept")
     assert changed.status == "changed" and fingerprint(KEY_B) in changed.message and "not replaced" in changed.message
     assert judge(t, None, "connection timed out after 10s", empty, "check").status == "unreachable"
+
+
+def test_the_fix_names_the_inventory_as_it_was_given(tmp_path: Path) -> None:
+    row = judge(target(tmp_path), KEY_A, "", known(tmp_path, ""), "check")
+    out = render(KeysOutcome([row], {}, exit_code([row]), "--config fleet/nornir.yaml"), "check")
+    assert "record the keys: hardnir keys scan --config fleet/nornir.yaml --accept" in out
 
 
 def test_judge_a_non_default_port_uses_the_bracketed_name(tmp_path: Path) -> None:

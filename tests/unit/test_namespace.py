@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 from hardnir.control import catalogue
+from tests.offline_setup import unreachable_inventory
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,11 +20,7 @@ def test_an_audit_from_a_project_with_its_own_tasks_and_runbooks(tmp_path: Path)
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text("MINE = True\n")
         (tmp_path / package / "audit.py").write_text("raise ImportError('the user project module was imported')\n")
-    inv = tmp_path / "inventory"
-    inv.mkdir()
-    (inv / "hosts.yaml").write_text("h1: {hostname: 127.0.0.1, port: 1}\n")
-    (inv / "defaults.yaml").write_text("username: core\nconnection_options:\n  hardnir:\n    extras:\n"
-                                       "      connect_timeout: 2\n")
+    unreachable_inventory(tmp_path / "inventory")
     result = subprocess.run([sys.executable, "-m", "hardnir.cli", "audit", "-i", "inventory", "--out", "run",
                              "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 4, result.stderr  # the host is unreachable: error rows, not "no control"

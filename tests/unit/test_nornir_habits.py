@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from nornir import InitNornir
 from nornir.core.inventory import Host
 from nornir.core.task import AggregatedResult, MultiResult, Task
@@ -16,31 +15,15 @@ from nornir_utils.plugins.functions import print_result
 
 from hardnir import api
 from hardnir.control import ControlError, as_control
-from hardnir.facts import Facts, Item
 from hardnir.inventory import init_nornir
 from hardnir.nornir_tasks import check_control
 from hardnir.progress import factory
-
-FACTS = Path(__file__).resolve().parents[1] / "fixtures" / "facts" / "coreos-vanilla.yaml"
-
-
-def recorded_facts() -> Facts:
-    data = yaml.safe_load(FACTS.read_text())
-    return Facts({k: Item(int(v["rc"]), str(v["text"])) for k, v in data.items()}, host="lab-01",
-                 address="198.19.1.1")
-
-
-def unreachable(root: Path) -> Path:
-    root.mkdir()
-    (root / "hosts.yaml").write_text("h1: {hostname: 127.0.0.1, port: 1}\nh2: {hostname: 127.0.0.1, port: 1}\n")
-    (root / "defaults.yaml").write_text("username: core\nconnection_options:\n  hardnir:\n    extras:\n"
-                                        "      connect_timeout: 2\n")
-    return root
+from tests.offline_setup import recorded_facts, simple_inventory_config, unreachable_inventory
 
 
 def test_check_control_takes_an_id_and_a_finding_is_not_a_failure(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    nr = init_nornir(unreachable(tmp_path / "inv")).filter(name="h1")
+    nr = init_nornir(unreachable_inventory(tmp_path / "inv")).filter(name="h1")
     result = nr.run(task=check_control, control="core-rkt", facts=recorded_facts())
     finding = result["h1"][0].result
     assert finding.status == "fail" and "core is in rkt" in finding.message
@@ -77,9 +60,8 @@ class Seen:
 
 def test_progress_is_a_processor_next_to_the_users_own(tmp_path: Path) -> None:
     seen, stream = Seen(), io.StringIO()
-    nr: Any = InitNornir(inventory={"plugin": "SimpleInventory", "options": {
-        "host_file": str(unreachable(tmp_path / "inv") / "hosts.yaml"),
-        "defaults_file": str(tmp_path / "inv" / "defaults.yaml")}}, logging={"enabled": False})
+    inventory = unreachable_inventory(tmp_path / "inv", ("h1", "h2"))
+    nr: Any = InitNornir(config_file=str(simple_inventory_config(inventory, tmp_path / "nornir.yaml")))
     outcome = api.execute("audit", nr, controls="core-rkt", processors=[seen], progress=factory("audit", stream),
                           out=tmp_path / "run")
     assert sorted(seen.hosts) == ["h1", "h2"]

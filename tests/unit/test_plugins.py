@@ -8,35 +8,29 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from nornir.core.task import Result, Task
 
-from hardnir.runbook import registry
-
-PLUGINS = Path(__file__).resolve().parents[2] / "examples" / "plugins"
-
-
-def add_distribution(site: Path, name: str, version: str, module: str, entry_points: str) -> None:
-    source = next(PLUGINS.glob(f"*/{module}.py"))
-    shutil.copy(source, site / f"{module}.py")
-    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(entry_points)
+from hardnir import api, runbook
+from hardnir.nornir_tasks import check_control
+from hardnir.run_context import RunContext, finish_host
+from hardnir.runbook import Runbook, registry
+from tests.offline_setup import PLUGINS, add_distribution, recorded_facts, unreachable_inventory
 
 
 @pytest.fixture()
 def site(tmp_path: Path) -> Path:
     site = tmp_path / "site"
     site.mkdir()
-    add_distribution(site, "hardnir-login-banner", "1.0.0", "hardnir_login_banner",
-                     "[hardnir.controls]\nlogin-banner = hardnir_login_banner\n")
-    add_distribution(site, "hardnir-quick-fix", "0.2.0", "hardnir_quick_fix",
-                     "[hardnir.runbooks]\nquick-fix = hardnir_quick_fix:RUNBOOK\n")
+    add_distribution(site, "hardnir-login-banner", "1.0.0",
+                     "[hardnir.controls]\nlogin-banner = hardnir_login_banner\n", "hardnir_login_banner")
+    add_distribution(site, "hardnir-quick-fix", "0.2.0",
+                     "[hardnir.runbooks]\nquick-fix = hardnir_quick_fix:RUNBOOK\n", "hardnir_quick_fix")
     return site
 
 
@@ -44,14 +38,6 @@ def hardnir(site: Path, *args: str, cwd: Path | None = None) -> subprocess.Compl
     env = dict(os.environ, PYTHONPATH=str(site))
     return subprocess.run([sys.executable, "-m", "hardnir.cli", *args], capture_output=True, text=True, timeout=120,
                           env=env, cwd=cwd)
-
-
-def unreachable_inventory(root: Path) -> Path:
-    root.mkdir()
-    (root / "hosts.yaml").write_text("h1: {hostname: 127.0.0.1, port: 1}\n")
-    (root / "defaults.yaml").write_text("username: core\nconnection_options:\n  hardnir:\n    extras:\n"
-                                        "      connect_timeout: 2\n")
-    return root
 
 
 def test_the_built_in_runbooks_are_records() -> None:
@@ -91,9 +77,44 @@ def test_a_plugin_runbook_gets_the_run_machinery(site: Path, tmp_path: Path) -> 
     assert [p.split(",")[4] for p in phases] == ["check", "fix", "verify"]
 
 
+def recorded_probe(task: Task) -> Result:
+    """What `gather_facts` returns, from a recording of a Flatcar host: this runbook needs no SSH."""
+    return Result(host=task.host, result=recorded_facts("flatcar-vanilla", task.host.name))
+
+
+def facts_only_host(task: Task, ctx: RunContext) -> Result:
+    """A third-party runbook: it gathers facts and checks, and leaves the platform columns to hardnir."""
+    started = time.time()
+    facts = task.run(task=recorded_probe)[0].result
+    rows = [ctx.finding_row(task.host.name, c, "check", task.run(task=check_control, control=c, facts=facts)[0].result,
+                            started, "") for c in ctx.controls]
+    finish_host(task, ctx, rows)
+    return Result(host=task.host, result=rows)
+
+
+FACTS_ONLY = Runbook("facts-only", phases=("check",), host_task=facts_only_host)
+
+
+def test_a_plugin_runbooks_rows_carry_the_platform_of_its_facts(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    add_distribution(site, "hardnir-facts-only", "1.0", f"[hardnir.runbooks]\nfacts-only = {__name__}:FACTS_ONLY\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(runbook, "_REGISTRY", None)  # read the entry points again, with this site on the path
+    outcome = api.execute("facts-only", unreachable_inventory(tmp_path / "inv", ("h1", "h2")),
+                          controls="core-rkt,sshd-socket", out=tmp_path / "run")
+    assert outcome.meta["plugins"]["runbook"] == {"distribution": "hardnir-facts-only", "version": "1.0"}
+    assert len(outcome.rows) == 4
+    assert {(r["host"], r["platform"], r["platform_version"]) for r in outcome.rows} == {
+        ("h1", "flatcar", "3510.2.1"), ("h2", "flatcar", "3510.2.1")}
+    header = (tmp_path / "run" / "results.csv").read_text().splitlines()[0].split(",")
+    assert {"platform", "platform_version"} <= set(header)
+
+
 def test_a_broken_plugin_is_one_line(site: Path, tmp_path: Path) -> None:
-    add_distribution(site, "hardnir-broken", "9.9.9", "hardnir_login_banner",
-                     "[hardnir.controls]\nwrong-name = hardnir_login_banner\n")
+    add_distribution(site, "hardnir-broken", "9.9.9", "[hardnir.controls]\nwrong-name = hardnir_login_banner\n",
+                     "hardnir_login_banner")
     result = hardnir(site, "controls")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
