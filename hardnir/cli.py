@@ -8,6 +8,7 @@ mid-run; 70 internal error (a bug); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -118,8 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# pyarrow's default pool (mimalloc/jemalloc) keeps what the run directory's frames freed; the CLI is one short
+# process that writes a run and reads it back, where the C allocator gives it back (peak RSS of one 1,000-host
+# audit on the simulated fleet: 256 -> 234 MB). Library users keep Arrow's default; a user's own setting wins.
+ARROW_POOL = ("ARROW_DEFAULT_MEMORY_POOL", "system")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault(*ARROW_POOL)
     if argv[:1] == ["lab"]:  # the lab has its own parser (and its own --help)
         from hardnir.lab.cli import main as lab_main
 
