@@ -32,10 +32,16 @@ DROPIN = f"{CONFIG_DIR}/05-hardnir-listen.conf"
 UNIT_PATH = "/etc/systemd/system/sshd.service"
 LISTEN_LINE = r"ListenAddress [0-9A-Fa-f.:\[\]]+"
 
+def _ci(word: str) -> str:
+    """A shell pattern matching `word` in any case (what grep -i does)."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
 # The effective listen list, and which file names which ListenAddress (sshd -T needs root: the probe has it).
 ITEMS = (
-    command_item("sshd-T-listen", "sshd -T 2>&1 | grep -iE '^(listenaddress|port) '"),
-    command_item("sshd-listen-files", f"grep -HiE '^[[:space:]]*ListenAddress[[:space:]]' /etc/ssh/sshd_config "
+    command_item("sshd-T-listen", f"sshd -T >\"$D/sshd-T\" 2>&1; _grep - '{_ci('listenaddress')} *' "
+                 f"'{_ci('port')} *' -- \"$D/sshd-T\""),
+    command_item("sshd-listen-files", f"_grep -Hs '{_ci('ListenAddress')}[[:space:]]*' -- /etc/ssh/sshd_config "
                  f"{CONFIG_DIR}/*.conf 2>/dev/null; true"),
 )
 

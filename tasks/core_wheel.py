@@ -67,12 +67,12 @@ def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
         *accounts.user_items(_user(params)),
         command_item(f"sudo-l-{_user(params)}", f"sudo -n -l -U {user}"),
         # Can the user run sudo with no password? Run it as that user (one setpriv, not a second sudo).
-        command_item(f"sudo-nopasswd-{_user(params)}", f"g=$(id -g -- {user}) && setpriv --reuid={user} "
-                     f"--regid=\"$g\" --init-groups -- sudo -n true"),
+        command_item(f"sudo-nopasswd-{_user(params)}", f"_gid {user} && setpriv --reuid={user} "
+                     f"--regid=\"$_g\" --init-groups -- sudo -n true"),
         # The first character of the password field: `*`, `!` or empty mean no usable password.
         command_item(f"password-{_user(params)}", f"e=$(getent shadow {user}) && e=${{e#*:}} && "
                      "printf '%.1s\\n' \"$e\""),
-        command_item("sudo-conf", "grep -h sudoers_file /etc/sudo.conf"),
+        command_item("sudo-conf", "_grep - '*sudoers_file*' -- /etc/sudo.conf"),
         file_item(DROPIN),
         file_item(FCOS_SUDO_GROUP),
     ]
