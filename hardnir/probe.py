@@ -140,8 +140,9 @@ COMMON_ITEMS: tuple[tuple[str, str], ...] = (
 # The prelude: environment, a private scratch dir removed on exit, and what commands may use: `$NL` (a newline),
 # `_cat FILE` (a reader with no process), `_grep OPT PATTERN... -- FILE...` (grep with shell patterns matched
 # against whole lines, no process: OPT `-` prints lines, `-H` "FILE:line", `-Hs` the same but matches the line
-# without its leading blanks; grep's exit status), `_gid USER` (sets `$_g` to the user's group id) and `_groups
-# USER` (prints what `id -nG USER` prints, with its status), both from the one `id USER` call of a `user:` item,
+# without its leading blanks; grep's messages and exit status), `_gid USER` (sets `$_g` to the user's group id)
+# and `_groups USER` (prints what `id -nG USER` prints, with its status), both from the one `id USER` call of a
+# `user:` item,
 # `$D/addrs` (global addresses, one CIDR a line) and `$D/listen` (listening TCP sockets as `ss -Hltn` prints
 # them, from `_SS_PLAIN` or `_SS_PROCESSES`), each gathered once for every item that needs it.
 _PRELUDE = r"""export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_PAGER= SYSTEMD_COLORS=0
@@ -159,7 +160,9 @@ _grep() {
   _gh=$1; shift; _gp=; while [ $# -gt 0 ] && [ "$1" != -- ]; do _gp="$_gp${_gp:+$NL}$1"; shift; done
   [ $# -gt 0 ] || { echo "_grep: no -- before the files" >&2; return 2; }; shift; _gs=1; _ge=0
   for _gf do
-    if ! [ -f "$_gf" ] || ! [ -r "$_gf" ]; then printf '%s: cannot be read\n' "$_gf" >&2; _ge=2; continue; fi
+    if ! [ -e "$_gf" ]; then printf 'grep: %s: No such file or directory\n' "$_gf" >&2; _ge=2; continue; fi
+    if [ -d "$_gf" ]; then printf 'grep: %s: Is a directory\n' "$_gf" >&2; _ge=2; continue; fi
+    if ! [ -r "$_gf" ]; then printf 'grep: %s: Permission denied\n' "$_gf" >&2; _ge=2; continue; fi
     while IFS= read -r _l || [ -n "$_l" ]; do
       _t=$_l; [ "$_gh" = -Hs ] && _t=${_l#"${_l%%[![:space:]]*}"}
       while IFS= read -r _p; do

@@ -340,6 +340,7 @@ def test_grep_builtin_prints_and_exits_as_grep(tmp_path: Path) -> None:
         probe.command_item("plain", f"_grep - '*rkt*' -- {groups}"),
     ])
     assert items["cmd:dbs"].rc == 2  # as grep: a file could not be read, even though lines matched
+    assert f"grep: {missing}: No such file or directory\n" in items["cmd:dbs"].text  # grep's own message
     assert items["cmd:dbs"].text.splitlines()[:3] == [f"{groups}:wheel:x:10:core", f"{groups}:rkt:x:3:",
                                                       f"{groups}:sudo:x:5:a,b"]
     assert items["cmd:strip"] == probe.Item(0, f"{groups}:  docker:x:233:core\n")  # matched without the blanks
