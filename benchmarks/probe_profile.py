@@ -36,11 +36,11 @@ from measure import log
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-# N runs of "$1" in a row; prints processes started (the PID namespace counter), the children's CPU (`times`)
-# and the wall time in ms.
-TIMED = ('sh -c "$1" >/dev/null 2>&1; read -r P0 </proc/sys/kernel/ns_last_pid; S=$(date +%s%N); i=0; '
+# N runs of "$1" in a row; prints the children's CPU (`times`), the wall time in ms and the processes started (the
+# last PID of the host's PID namespace, from /proc/loadavg: `read` of /proc/sys/kernel/ns_last_pid returns "1").
+TIMED = ('sh -c "$1" >/dev/null 2>&1; read -r _ _ _ _ P0 </proc/loadavg; S=$(date +%s%N); i=0; '
          'while [ $i -lt $2 ]; do sh -c "$1" >/dev/null 2>&1; i=$((i+1)); done; E=$(date +%s%N); '
-         'read -r P1 </proc/sys/kernel/ns_last_pid; times; echo $(((E-S)/1000000)) $((P1-P0))')
+         'read -r _ _ _ _ P1 </proc/loadavg; times; echo $(((E-S)/1000000)) $((P1-P0))')
 GENERATE = """
 import sys
 from pathlib import Path
@@ -66,7 +66,8 @@ def cost(conn: Any, script: str, runs: int) -> dict[str, float]:
         raise RuntimeError(f"unexpected harness output: {result.stdout[:300]!r} {result.stderr[:300]!r}")
     user, system = lines[1].split()
     wall, procs = lines[2].split()
-    # the harness's own `date` runs once per measurement, not per run; each run's `sh -c` counts as one process
+    # the harness's own `date` (E) counts once per measurement; each run's `sh -c` counts as one of the script's
+    # processes. Other processes the host starts meanwhile count too: an idle lab host starts next to none.
     return {"wall_ms": int(wall) / runs, "cpu_ms": (_seconds(user) + _seconds(system)) * 1000 / runs,
             "procs": (int(procs) - 1) / runs}
 

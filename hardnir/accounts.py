@@ -24,8 +24,8 @@ def user_items(user: str) -> list[tuple[str, str]]:
     groups = " ".join(f"'{g}:*'" for g in ("wheel", "docker", "rkt", "sudo", "fleet"))
     return [
         user_item(user),
-        command_item(f"id-{user}", f"_groups {q}"),  # `id -nG USER`, from the user item's one `id` call
-        command_item("group-dbs", f"_grep -H {groups} -- {dbs} 2>/dev/null; true"),
+        command_item(f"id-{user}", f"_groups {q}", quick=True),  # `id -nG USER`, from the user item's `id` call
+        command_item("group-dbs", f"_grep -H {groups} -- {dbs} 2>/dev/null; true", quick=True),
         command_item("getent-rkt", "getent group rkt"),
     ]
 

@@ -122,19 +122,25 @@ def envfiles_item(unit: str) -> tuple[str, str]:
     return f"envfiles:{unit}", ""
 
 
-def command_item(name: str, command: str) -> tuple[str, str]:
-    return f"cmd:{name}", command
+QUICK = ": quick; "  # a no-op that marks a quick command (see command_item)
+
+
+def command_item(name: str, command: str, quick: bool = False) -> tuple[str, str]:
+    """A command's output and exit status. Each command runs in its own background subshell, concurrently with the
+    rest; `quick` ones (shell builtins and the probe's helpers, which never `exit`) share one background subshell
+    instead, one after the other, which saves a fork each."""
+    return f"cmd:{name}", (QUICK if quick else "") + command
 
 
 _HOSTNAME = "read -r h </proc/sys/kernel/hostname && printf '%s\\n' \"$h\""
 COMMON_ITEMS: tuple[tuple[str, str], ...] = (
-    command_item("os-release", "_cat /etc/os-release"),
-    command_item("hostname", _HOSTNAME),
-    command_item("login-user", "printf '%s\\n' \"${SUDO_USER:-$(id -un)}\""),
-    command_item("addresses", '_cat "$D/addrs"'),
-    command_item("listeners", '_cat "$D/listen"'),
+    command_item("os-release", "_cat /etc/os-release", quick=True),
+    command_item("hostname", _HOSTNAME, quick=True),
+    command_item("login-user", "printf '%s\\n' \"${SUDO_USER:-$(id -un)}\"", quick=True),
+    command_item("addresses", '_cat "$D/addrs"', quick=True),
+    command_item("listeners", '_cat "$D/listen"', quick=True),
     command_item("hardnir-state", "for f in /var/lib/hardnir/runs/*/*/state; do if [ -f \"$f\" ]; then "
-                 "read -r s <\"$f\"; printf '%s %s\\n' \"$f\" \"$s\"; fi; done; true"),
+                 "read -r s <\"$f\"; printf '%s %s\\n' \"$f\" \"$s\"; fi; done; true", quick=True),
 )
 
 # The prelude: environment, a private scratch dir removed on exit, and what commands may use: `$NL` (a newline),
@@ -196,6 +202,7 @@ _groups() {
 }
 _run() { trap "echo \"$1 \$?\" >>\"\$D/rc\"" EXIT; eval "$2" </dev/null >"$D/i$1" 2>&1; }
 _put() { printf '%s' "$2" >"$D/i$1"; echo "$1 ${3:-0}" >>"$D/rc"; }
+_quick() { eval "$2" </dev/null >"$D/i$1" 2>&1; echo "$1 $?" >>"$D/rc"; }
 """
 _SS_PLAIN = r"""ss -Hltn >"$D/listen" 2>/dev/null || ss -ltn 2>/dev/null | tail -n +2 >"$D/listen"
 """
@@ -414,9 +421,12 @@ def _build(items: tuple[tuple[str, str], ...]) -> Probe:
     for idx, name in enumerate(plan.names):
         if name.startswith("user:"):
             out.append(f"_idput {shlex.quote(name[5:])} {idx}")
-    for idx, (name, arg) in enumerate(zip(plan.names, plan.args, strict=True)):
-        if name.startswith("cmd:"):
-            out.append(f"_run {idx} {shlex.quote(arg)} &")
+    commands = [(idx, arg) for idx, (name, arg) in enumerate(zip(plan.names, plan.args, strict=True))
+                if name.startswith("cmd:")]
+    quick = [f"_quick {idx} {shlex.quote(arg)}" for idx, arg in commands if arg.startswith(QUICK)]
+    if quick:
+        out.append("{\n" + "\n".join(quick) + "\n} &")
+    out += [f"_run {idx} {shlex.quote(arg)} &" for idx, arg in commands if not arg.startswith(QUICK)]
     if units:
         props = " ".join(f"-p {p}" for p in UNIT_PROPERTIES)
         out.append(_UNITS.format(props=props, units=" ".join(shlex.quote(u) for u in units)))

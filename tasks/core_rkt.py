@@ -57,7 +57,7 @@ SYSUSERS_CMD = (  # shell builtins only (`_cat` and `_grep` are the probe's own 
 
 def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     user = str(params["user"])
-    return [*accounts.user_items(user), command_item("sysusers-rkt", SYSUSERS_CMD)]
+    return [*accounts.user_items(user), command_item("sysusers-rkt", SYSUSERS_CMD, quick=True)]
 
 
 def _member_line(user: str) -> re.Pattern[str]:

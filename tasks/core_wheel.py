@@ -72,7 +72,7 @@ def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
         # The first character of the password field: `*`, `!` or empty mean no usable password.
         command_item(f"password-{_user(params)}", f"e=$(getent shadow {user}) && e=${{e#*:}} && "
                      "printf '%.1s\\n' \"$e\""),
-        command_item("sudo-conf", "_grep - '*sudoers_file*' -- /etc/sudo.conf"),
+        command_item("sudo-conf", "_grep - '*sudoers_file*' -- /etc/sudo.conf", quick=True),
         file_item(DROPIN),
         file_item(FCOS_SUDO_GROUP),
     ]
