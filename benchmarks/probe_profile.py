@@ -8,7 +8,7 @@ controls (built from this tree for that host's parameters):
 - `--base REV`: the same probe built by hardnir at git revision REV (exported to a temp dir), measured in
   alternating rounds with this tree's probe and the frozen `reference_probe.sh` (paired, medians): wall, CPU
   (user+sys of everything the script starts) and processes started per run (the host's PID namespace counter,
-  which load does not change);
+  which load does not change), and whether both gather the same facts (each run once, parsed, compared);
 - `--ablate`: the CPU and wall each part costs, as the difference between the whole script and the script with
   that part removed (every `cmd:` item, and the batched sections: ss, systemctl show, procenv, socket access,
   the archive).
@@ -70,6 +70,21 @@ def cost(conn: Any, script: str, runs: int) -> dict[str, float]:
     # processes. Other processes the host starts meanwhile count too: an idle lab host starts next to none.
     return {"wall_ms": int(wall) / runs, "cpu_ms": (_seconds(user) + _seconds(system)) * 1000 / runs,
             "procs": (int(procs) - 1) / runs}
+
+
+def same_facts(conn: Any, old: str, new: str) -> dict[str, Any]:
+    """Both probes run once as root and parsed by this tree's parser: the items the old one gathers that the new
+    one gathers differently (name -> [old, new]), and the new one's extra items."""
+    from hardnir import probe
+
+    parsed = []
+    for script in (old, new):
+        names = probe.names_from_script(script) or ()
+        output = conn.run(f"sh -c {shlex.quote(script)}", sudo=True, timeout=120).stdout
+        parsed.append(probe.parse_output(output, probe.Plan(names, ("",) * len(names))))
+    before, after = parsed
+    return {"differ": {n: [repr(before[n]), repr(after.get(n))] for n in before if before[n] != after.get(n)},
+            "new_only": sorted(set(after) - set(before)), "items": len(before)}
 
 
 def base_script(base_tree: Path, inventory: Path, host: str) -> str:
@@ -163,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                             runs["base"].append(cost(conn, old, args.runs))
                         runs["new"].append(cost(conn, script, args.runs))
                         runs["reference"].append(cost(conn, reference, args.runs))
+                    if old:
+                        row["facts"] = same_facts(conn, old, script)
+                        log(f"{name}: facts old vs new: {json.dumps(row['facts'])[:2000]}")
                     for key, samples in runs.items():
                         if samples:
                             row[key] = {m: round(statistics.median(s[m] for s in samples), 1)
