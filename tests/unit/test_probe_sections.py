@@ -346,3 +346,31 @@ def test_grep_builtin_prints_and_exits_as_grep(tmp_path: Path) -> None:
     assert items["cmd:strip"] == probe.Item(0, f"{groups}:  docker:x:233:core\n")  # matched without the blanks
     assert items["cmd:none"] == probe.Item(1, "")
     assert items["cmd:plain"] == probe.Item(0, "rkt:x:3:\n")
+
+
+@pytest.mark.parametrize("nsswitch", ["shadow:         files\n", "shadow: files systemd\n", "shadow: systemd files\n",
+                                      "passwd: files\n", None])
+def test_password_field_reads_shadow_as_getent_does(nsswitch: str | None, tmp_path: Path) -> None:
+    from hardnir.control import catalogue
+
+    def password_item(user: str) -> str:  # core-wheel's own probe item for that user
+        items = dict(catalogue()["core-wheel"].probe_items({"user": user, "rule": "deny"}))
+        return items[f"cmd:password-{user}"].replace("/etc/nsswitch.conf", str(conf))
+
+    conf = tmp_path / "nsswitch.conf"  # None: no nsswitch.conf at all, so getent decides
+    if nsswitch is not None:
+        conf.write_text(nsswitch)
+    files_first = nsswitch is not None and nsswitch.split(":")[0] == "shadow" and nsswitch.split()[1] == "files"
+    bindir = tmp_path / "bin"  # with files first, a getent that fails proves /etc/shadow was read without it
+    bindir.mkdir()
+    (bindir / "getent").write_text("#!/bin/sh\nexit 9\n")
+    (bindir / "getent").chmod(0o755)
+    users = ("root", "daemon", "hardnir-no-such-user")
+    items = run([probe.command_item(u, password_item(u)) for u in users], bindir if files_first else None)
+    for user in users:
+        want = subprocess.run(["sh", "-c", f"e=$(getent shadow {user}) && e=${{e#*:}} && printf '%.1s\\n' \"$e\""],
+                              capture_output=True, text=True)
+        if files_first and user == "hardnir-no-such-user":
+            assert items[f"cmd:{user}"] == probe.Item(9, "")  # not in /etc/shadow: getent (here the failing one)
+        else:
+            assert items[f"cmd:{user}"] == probe.Item(want.returncode, want.stdout + want.stderr), user
