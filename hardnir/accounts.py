@@ -26,7 +26,7 @@ def user_items(user: str) -> list[tuple[str, str]]:
         user_item(user),
         command_item(f"id-{user}", f"_groups {q}", quick=True),  # `id -nG USER`, from the user item's `id` call
         command_item("group-dbs", f"_grep -H {groups} -- {dbs} 2>/dev/null; true", quick=True),
-        command_item("getent-rkt", "getent group rkt"),
+        command_item("getent-rkt", "_getent group rkt", quick=True),  # getent's answer, mostly without getent
     ]
 
 

@@ -148,7 +148,8 @@ COMMON_ITEMS: tuple[tuple[str, str], ...] = (
 # against whole lines, no process: OPT `-` prints lines, `-H` "FILE:line", `-Hs` the same but matches the line
 # without its leading blanks; grep's messages and exit status), `_gid USER` (sets `$_g` to the user's group id)
 # and `_groups USER` (prints what `id -nG USER` prints, with its status), both from the one `id USER` call of a
-# `user:` item,
+# `user:` item, `_getent DB KEY` (getent for files-backed databases: the first `KEY:` line of /etc/DB, read with
+# builtins, when nsswitch.conf names `files` first for DB and that line exists; getent itself otherwise),
 # `$D/addrs` (global addresses, one CIDR a line) and `$D/listen` (listening TCP sockets as `ss -Hltn` prints
 # them, from `_SS_PLAIN` or `_SS_PROCESSES`), each gathered once for every item that needs it.
 _PRELUDE = r"""export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_PAGER= SYSTEMD_COLORS=0
@@ -182,7 +183,18 @@ _P_
   [ $_ge = 0 ] || return 2; return $_gs
 }
 _ids=
-_idput() { _o=$(id -- "$1" 2>&1); _r=$?; _put "$2" "$_o$NL" "$_r"; _ids="$_ids$NL$1 $_r $_o"; }
+_idput() {
+  id -- "$1" >"$D/id" 2>&1; _r=$?; IFS= read -r _o <"$D/id"; _put "$2" "$_o$NL" "$_r"; _ids="$_ids$NL$1 $_r $_o"
+}
+_getent() {
+  _gf=; while IFS= read -r _l; do case $_l in "$1:"*) _l=${_l#*:}; _l=${_l#"${_l%%[![:space:]]*}"}
+    case $_l in files|files[[:space:]]*) _gf=1 ;; esac; break ;; esac; done 2>/dev/null </etc/nsswitch.conf
+  if [ -n "$_gf" ] && [ -r "/etc/$1" ]; then
+    while IFS= read -r _l; do case $_l in "$2:"*) printf '%s\n' "$_l"; return 0 ;; esac; done <"/etc/$1"
+  fi
+  getent "$1" "$2"
+}
+_slurp() { _v=; while IFS= read -r _l; do _v="$_v$_l$NL"; done <"$1"; }
 _idget() {
   case "$_ids$NL" in
     *"$NL$1 "*) _o=${_ids#*"$NL$1 "}; _o=${_o%%"$NL"*}; _r=${_o%% *}; _o=${_o#* } ;;
@@ -286,7 +298,7 @@ else _put {idx} "type=missing$NL"; fi
 # and a capped head.
 _STATS = r"""if [ -n "$_sts" ]; then
   _fa=; for _j in $_sts; do _fa="$_fa \"\$_fp$_j\""; done
-  eval "_st=\$(stat -L -c '%a %U %G %s %n' $_fa 2>/dev/null)$NL"
+  eval "stat -L -c '%a %U %G %s %n' $_fa" >"$D/st" 2>/dev/null; _slurp "$D/st"; _st=$_v
   for _j in $_sts; do
     eval "_f=\$_fp$_j"
     _l=${{_st%%"$NL"*}}
@@ -314,7 +326,7 @@ if [ -n "$_ws{group}" ] && _gid "$_u"; then
   _t='for s do if [ -w "$s" ]; then echo yes; else echo no; fi; done'
   if command -v setpriv >/dev/null; then _drop='setpriv --reuid="$_u" --regid="$_g" --init-groups --'
   else _drop='runuser -u "$_u" --'; fi
-  eval "_w=\$($_drop sh -c \"\$_t\" sh $_sa)"
+  eval "$_drop sh -c \"\$_t\" sh $_sa" >"$D/w" 2>/dev/null; _slurp "$D/w"; _w=$_v
   for _j in $_ws{group}; do
     _a=${{_w%%"$NL"*}}; _w=${{_w#*"$NL"}}
     printf 'user_writable=%s\n' "$_a" >>"$D/i$_j"

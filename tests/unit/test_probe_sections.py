@@ -374,3 +374,28 @@ def test_password_field_reads_shadow_as_getent_does(nsswitch: str | None, tmp_pa
             assert items[f"cmd:{user}"] == probe.Item(9, "")  # not in /etc/shadow: getent (here the failing one)
         else:
             assert items[f"cmd:{user}"] == probe.Item(want.returncode, want.stdout + want.stderr), user
+
+
+@pytest.mark.parametrize("nsswitch", ["group:  files systemd\n", "group: systemd files\n", None])
+def test_getent_reads_files_first_databases_as_getent_does(nsswitch: str | None, tmp_path: Path) -> None:
+    conf = tmp_path / "nsswitch.conf"
+    if nsswitch is not None:
+        conf.write_text(nsswitch)
+    files_first = nsswitch is not None and nsswitch.split()[1] == "files"
+    bindir = tmp_path / "bin"  # with files first, a getent that fails proves /etc/group was read without it
+    bindir.mkdir()
+    (bindir / "getent").write_text("#!/bin/sh\nexit 9\n")
+    (bindir / "getent").chmod(0o755)
+    keys = ("root", "daemon", "hardnir-no-such-group")
+    built = probe.build([probe.command_item(k, f"_getent group {k}") for k in keys])
+    script = built.script.replace("/etc/nsswitch.conf", str(conf))
+    if files_first:
+        script = script.replace("PATH=/usr/sbin:", f"PATH={bindir}:/usr/sbin:", 1)
+    out = subprocess.run(["sh", "-c", script], capture_output=True, timeout=60, check=True)
+    items = built.parse(out.stdout.decode())
+    for key in keys:
+        want = subprocess.run(["getent", "group", key], capture_output=True, text=True)
+        if files_first and key == "hardnir-no-such-group":
+            assert items[f"cmd:{key}"] == probe.Item(9, "")  # not in /etc/group: getent runs (here the failing one)
+        else:
+            assert items[f"cmd:{key}"] == probe.Item(want.returncode, want.stdout), key
