@@ -114,9 +114,9 @@ def ablations(script: str) -> dict[str, str]:
     sections = {
         "ss -lnp section": (r"^\{ ss -Hlnp.*?\n(?=_cg\(\))", ""),
         "systemctl show": (r"^systemctl show [^\n]*", ': >"$D/units"'),
-        "procenv (tr per process)": (r"tr '\\0' '\\n' <\"/proc/\$_p/environ\" >\"\$D/i(\d+)\" 2>&1", ":"),
-        "socket access (id -g, setpriv sh)": (r"^  eval \"_w=\\\$\(\$_drop sh[^\n]*", "_w="),
-        "archive (tar | gzip | base64)": (r"^tar -cf - [^\n]*\n[^\n]*", ":"),
+        "procenv (one cp)": (r"^  cp --parents [^\n]*", ":"),
+        "socket access (setpriv sh)": (r"^  eval \"\$_drop sh[^\n]*", "_v="),
+        "archive (tar | gzip | base64)": (r"^tar -cf - .*?base64 -w0", ":"),
         "ip addr": (r"^ip -o addr show [^\n]*", ': >"$D/addrs"'),
     }
     for name, (pattern, replacement) in sections.items():
