@@ -12,7 +12,7 @@ import shlex
 
 from hardnir.control import Exec
 from hardnir.facts import Facts
-from hardnir.probe import command_item
+from hardnir.probe import command_item, user_item
 
 ETC_GROUP = "/etc/group"
 READ_ONLY_GROUP_DBS = ("/usr/share/baselayout/group", "/var/lib/extrausers/group")
@@ -21,10 +21,12 @@ READ_ONLY_GROUP_DBS = ("/usr/share/baselayout/group", "/var/lib/extrausers/group
 def user_items(user: str) -> list[tuple[str, str]]:
     q = shlex.quote(user)
     dbs = " ".join((ETC_GROUP, *READ_ONLY_GROUP_DBS))
+    groups = " ".join(f"'{g}:*'" for g in ("wheel", "docker", "rkt", "sudo", "fleet"))
     return [
-        command_item(f"id-{user}", f"id -nG {q}"),
-        command_item("group-dbs", f"grep -H -E '^(wheel|docker|rkt|sudo|fleet):' {dbs} 2>/dev/null; true"),
-        command_item("getent-rkt", "getent group rkt"),
+        user_item(user),
+        command_item(f"id-{user}", f"_groups {q}", quick=True),  # `id -nG USER`, from the user item's `id` call
+        command_item("group-dbs", f"_grep -H {groups} -- {dbs} 2>/dev/null; true", quick=True),
+        command_item("getent-rkt", "_getent group rkt", quick=True),  # getent's answer, mostly without getent
     ]
 
 

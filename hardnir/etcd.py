@@ -26,8 +26,9 @@ for ip in $_ips; do for port in 2379 4001; do for s in http https; do
   _n=$((_n+1)); case " $_ports " in *" $port "*) set -- "$@" -o "$_d/reach.$_n" "$s://$ip:$port/version" ;; esac
 done; done; done
 _out=
-[ $# -gt 0 ] && _out=$(curl -sSk -m 2 --parallel --parallel-immediate \
-  -w '%{url_effective} %{exitcode} %{errormsg}\n' "$@" 2>/dev/null)
+[ $# -gt 0 ] && { curl -sSk -m 2 --parallel --parallel-immediate \
+  -w '%{url_effective} %{exitcode} %{errormsg}\n' "$@" >"$_d/reach.out" 2>/dev/null
+  while IFS= read -r _l; do _out="$_out$_l$NL"; done <"$_d/reach.out"; }
 _n=0
 for ip in $_ips; do for port in 2379 4001; do for s in http https; do
   _n=$((_n+1)); _u="$s://$ip:$port/version"; _b=

@@ -28,11 +28,26 @@ UNKNOWN: Final = "unknown"
 COLUMNS: Final[tuple[str, ...]] = ("platform", "platform_version")
 
 
+#: The os-release fields that make a platform, where its `ID` alone does not.
+RELEASE_FIELDS: Final[Mapping[str, Mapping[str, str]]] = {"fcos": {"ID": "fedora", "VARIANT_ID": "coreos"}}
+
+
 def platform_of(release: Mapping[str, str]) -> str:
     """`coreos`, `flatcar`, `fcos`, another os-release ID as is, or `unknown` when there is none."""
-    if release.get("ID") == "fedora" and release.get("VARIANT_ID") == "coreos":
-        return "fcos"
+    for platform, fields in RELEASE_FIELDS.items():
+        if all(release.get(key) == value for key, value in fields.items()):
+            return platform
     return release.get("ID", "").strip() or UNKNOWN
+
+
+def release_test(platform: str) -> str:
+    """A POSIX-sh condition (shell builtins only, for a probe command) that holds on a host of `platform`: its
+    /etc/os-release has the fields :func:`platform_of` looks for (quotes around values stripped)."""
+    fields = RELEASE_FIELDS.get(platform, {"ID": platform})
+    tests = " && ".join(f'case $_rel in *"${{NL}}{key}={value}$NL"*) ;; *) false ;; esac'
+                        for key, value in fields.items())
+    return ("{ _rel=$NL; while IFS== read -r _k _v || [ -n \"$_k\" ]; do _v=${_v#[\\\"\\']}; _v=${_v%[\\\"\\']}; "
+            f'_rel="$_rel$_k=$_v$NL"; done 2>/dev/null </etc/os-release; {tests}; }}')
 
 
 def name_of(platform: str) -> str:

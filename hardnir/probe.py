@@ -8,7 +8,8 @@ them in batches instead of one subshell each:
 - every file in **one** `tar` archive, which keeps type, mode, owner, link target and content (big files and
   non-regular files are described by `stat` instead);
 - every socket-access test in **one** privilege drop per user (`setpriv`, falling back to `runuser`);
-- the running environment and EnvironmentFiles of units from that same `systemctl show` output;
+- the running environment (all of them in **one** `cp`) and EnvironmentFiles of units from that same
+  `systemctl show` output;
 - commands (`cmd:` items) run **concurrently**, each with its own output and exit status;
 - live listeners (`listen:` items: a unix socket path or `tcp:PORT`) from **one** `ss -lnp` call, each with the
   processes that hold it and their cgroups (read with shell builtins, no process per socket).
@@ -64,7 +65,7 @@ UNIT_PROPERTIES = (
     "TriggerLimitBurst",
 )
 
-KINDS = ("unit", "file", "socket", "procenv", "envfiles", "cmd", "listen")
+KINDS = ("unit", "file", "socket", "procenv", "envfiles", "cmd", "listen", "user")
 
 
 def unit_item(unit: str) -> tuple[str, str]:
@@ -107,6 +108,12 @@ def listen_aliases(target: str) -> tuple[str, ...]:
     return (target,)
 
 
+def user_item(user: str) -> tuple[str, str]:
+    """What `id USER` prints (uid, gid and every group with its name), run once before any command: commands
+    use it through `_gid USER` and `_groups USER` instead of running `id` again."""
+    return f"user:{user}", ""
+
+
 def procenv_item(unit: str) -> tuple[str, str]:
     return f"procenv:{unit}", ""
 
@@ -115,25 +122,36 @@ def envfiles_item(unit: str) -> tuple[str, str]:
     return f"envfiles:{unit}", ""
 
 
-def command_item(name: str, command: str) -> tuple[str, str]:
-    return f"cmd:{name}", command
+QUICK = ": quick; "  # a no-op that marks a quick command (see command_item)
+
+
+def command_item(name: str, command: str, quick: bool = False) -> tuple[str, str]:
+    """A command's output and exit status. Each command runs in its own background subshell, concurrently with the
+    rest; `quick` ones (shell builtins and the probe's helpers, which never `exit`) share one background subshell
+    instead, one after the other, which saves a fork each."""
+    return f"cmd:{name}", (QUICK if quick else "") + command
 
 
 _HOSTNAME = "read -r h </proc/sys/kernel/hostname && printf '%s\\n' \"$h\""
 COMMON_ITEMS: tuple[tuple[str, str], ...] = (
-    command_item("os-release", "_cat /etc/os-release"),
-    command_item("hostname", _HOSTNAME),
-    command_item("login-user", "printf '%s\\n' \"${SUDO_USER:-$(id -un)}\""),
-    command_item("addresses", '_cat "$D/addrs"'),
-    command_item("listeners", '_cat "$D/listen"'),
+    command_item("os-release", "_cat /etc/os-release", quick=True),
+    command_item("hostname", _HOSTNAME, quick=True),
+    command_item("login-user", "printf '%s\\n' \"${SUDO_USER:-$(id -un)}\"", quick=True),
+    command_item("addresses", '_cat "$D/addrs"', quick=True),
+    command_item("listeners", '_cat "$D/listen"', quick=True),
     command_item("hardnir-state", "for f in /var/lib/hardnir/runs/*/*/state; do if [ -f \"$f\" ]; then "
-                 "read -r s <\"$f\"; printf '%s %s\\n' \"$f\" \"$s\"; fi; done; true"),
+                 "read -r s <\"$f\"; printf '%s %s\\n' \"$f\" \"$s\"; fi; done; true", quick=True),
 )
 
 # The prelude: environment, a private scratch dir removed on exit, and what commands may use: `$NL` (a newline),
-# `_cat FILE` (a reader with no process), `$D/addrs` (global addresses, one CIDR a line) and `$D/listen`
-# (listening TCP sockets as `ss -Hltn` prints them, from `_SS_PLAIN` or `_SS_PROCESSES`), each gathered once for
-# every item that needs it.
+# `_cat FILE` (a reader with no process), `_grep OPT PATTERN... -- FILE...` (grep with shell patterns matched
+# against whole lines, no process: OPT `-` prints lines, `-H` "FILE:line", `-Hs` the same but matches the line
+# without its leading blanks; grep's messages and exit status), `_gid USER` (sets `$_g` to the user's group id)
+# and `_groups USER` (prints what `id -nG USER` prints, with its status), both from the one `id USER` call of a
+# `user:` item, `_getent DB KEY` (getent for files-backed databases: the first `KEY:` line of /etc/DB, read with
+# builtins, when nsswitch.conf names `files` first for DB and that line exists; getent itself otherwise),
+# `$D/addrs` (global addresses, one CIDR a line) and `$D/listen` (listening TCP sockets as `ss -Hltn` prints
+# them, from `_SS_PLAIN` or `_SS_PROCESSES`), each gathered once for every item that needs it.
 _PRELUDE = r"""export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_PAGER= SYSTEMD_COLORS=0
 umask 077
 NL='
@@ -142,10 +160,61 @@ D=$(mktemp -d /tmp/hardnir-probe.XXXXXXXX) || { echo "hardnir probe: cannot crea
 trap 'rm -rf "$D"' EXIT
 trap 'exit 143' HUP INT TERM
 export HARDNIR_PROBE_DIR="$D"
-ip -o addr show scope global 2>/dev/null | while read -r _ _ _ a _; do echo "$a"; done >"$D/addrs"
+ip -o addr show scope global >"$D/ip" 2>/dev/null
+while read -r _ _ _ a _; do echo "$a"; done <"$D/ip" >"$D/addrs"
 _cat() { [ -r "$1" ] || return 1; while IFS= read -r _l || [ -n "$_l" ]; do printf '%s\n' "$_l"; done <"$1"; }
-_run() { ( eval "$2" ) </dev/null >"$D/i$1" 2>&1; echo "$1 $?" >>"$D/rc"; }
+_grep() {
+  _gh=$1; shift; _gp=; while [ $# -gt 0 ] && [ "$1" != -- ]; do _gp="$_gp${_gp:+$NL}$1"; shift; done
+  [ $# -gt 0 ] || { echo "_grep: no -- before the files" >&2; return 2; }; shift; _gs=1; _ge=0
+  for _gf do
+    if ! [ -e "$_gf" ]; then printf 'grep: %s: No such file or directory\n' "$_gf" >&2; _ge=2; continue; fi
+    if [ -d "$_gf" ]; then printf 'grep: %s: Is a directory\n' "$_gf" >&2; _ge=2; continue; fi
+    if ! [ -r "$_gf" ]; then printf 'grep: %s: Permission denied\n' "$_gf" >&2; _ge=2; continue; fi
+    while IFS= read -r _l || [ -n "$_l" ]; do
+      _t=$_l; [ "$_gh" = -Hs ] && _t=${_l#"${_l%%[![:space:]]*}"}
+      while IFS= read -r _p; do
+        case $_t in $_p) _gs=0; case $_gh in -H*) printf '%s:%s\n' "$_gf" "$_l" ;; *) printf '%s\n' "$_l" ;; esac
+          break ;; esac
+      done <<_P_
+$_gp
+_P_
+    done <"$_gf"
+  done
+  [ $_ge = 0 ] || return 2; return $_gs
+}
+_ids=
+_idput() {
+  id -- "$1" >"$D/id" 2>&1; _r=$?; IFS= read -r _o <"$D/id"; _put "$2" "$_o$NL" "$_r"; _ids="$_ids$NL$1 $_r $_o"
+}
+_getent() {
+  _gf=; while IFS= read -r _l; do case $_l in "$1:"*) _l=${_l#*:}; _l=${_l#"${_l%%[![:space:]]*}"}
+    case $_l in files|files[[:space:]]*) _gf=1 ;; esac; break ;; esac; done 2>/dev/null </etc/nsswitch.conf
+  if [ -n "$_gf" ] && [ -r "/etc/$1" ]; then
+    while IFS= read -r _l; do case $_l in "$2:"*) printf '%s\n' "$_l"; return 0 ;; esac; done <"/etc/$1"
+  fi
+  getent "$1" "$2"
+}
+_slurp() { _v=; while IFS= read -r _l; do _v="$_v$_l$NL"; done <"$1"; }
+_idget() {
+  case "$_ids$NL" in
+    *"$NL$1 "*) _o=${_ids#*"$NL$1 "}; _o=${_o%%"$NL"*}; _r=${_o%% *}; _o=${_o#* } ;;
+    *) _o=$(id -- "$1" 2>&1); _r=$? ;;
+  esac
+}
+_gid() { _idget "$1"; [ "$_r" = 0 ] || return 1; _g=${_o#*" gid="}; _g=${_g%%[!0-9]*}; }
+_groups() {
+  _idget "$1"; [ "$_r" = 0 ] || { printf '%s\n' "$_o"; return "$_r"; }
+  _n=; _r=0; _o=${_o##*" groups="},
+  while [ -n "$_o" ]; do
+    _e=${_o%%,*}; _o=${_o#*,}
+    case $_e in *"("*")") _e=${_e#*"("}; _n="$_n ${_e%")"}" ;;
+      *) _n="$_n $_e"; _r=1; printf 'id: cannot find name for group ID %s\n' "$_e" ;; esac
+  done
+  printf '%s\n' "${_n# }"; return $_r
+}
+_run() { trap "echo \"$1 \$?\" >>\"\$D/rc\"" EXIT; eval "$2" </dev/null >"$D/i$1" 2>&1; }
 _put() { printf '%s' "$2" >"$D/i$1"; echo "$1 ${3:-0}" >>"$D/rc"; }
+_quick() { eval "$2" </dev/null >"$D/i$1" 2>&1; echo "$1 $?" >>"$D/rc"; }
 """
 _SS_PLAIN = r"""ss -Hltn >"$D/listen" 2>/dev/null || ss -ltn 2>/dev/null | tail -n +2 >"$D/listen"
 """
@@ -192,13 +261,25 @@ done <"$D/units"
 """
 
 _PROCENV = r"""eval "_p=\${{_pid{unit}:-0}}"
-if [ "$_p" -gt 0 ] 2>/dev/null && [ -r "/proc/$_p/environ" ]; then
-  tr '\0' '\n' <"/proc/$_p/environ" >"$D/i{idx}" 2>&1; echo "{idx} $?" >>"$D/rc"
-else _put {idx} '' 3; fi
+if [ "$_p" -gt 0 ] 2>/dev/null && [ -r "/proc/$_p/environ" ]; then _envs="$_envs {idx}:$_p"; else _put {idx} '' 3; fi
+"""
+
+# Every running environment in **one** `cp` (to `$D/proc/PID/environ`, NUL-separated as the kernel keeps it; the
+# parser turns NULs into newlines); the `env` member names each item's PID.
+_ENVIRONS = r"""if [ -n "$_envs" ]; then
+  _fa=; for _e in $_envs; do _fa="$_fa /proc/${_e#*:}/environ"; done
+  cp --parents $_fa "$D/" 2>/dev/null
+  for _e in $_envs; do
+    if [ -f "$D/proc/${_e#*:}/environ" ]; then echo "${_e%%:*} 0" >>"$D/rc"; echo "${_e%%:*} ${_e#*:}" >>"$D/env"
+    else _put "${_e%%:*}" '' 1; fi
+  done
+fi
 """
 
 _ENVFILES = r"""eval "_list=\${{_ef{unit}}}"
-printf '%s' "$_list" | while read -r _f _; do printf '## %s\n' "$_f"; _cat "$_f"; echo; done >"$D/i{idx}" 2>&1
+while read -r _f _; do [ -n "$_f" ] || continue; printf '## %s\n' "$_f"; _cat "$_f"; echo; done >"$D/i{idx}" 2>&1 <<_E_
+$_list
+_E_
 echo "{idx} 0" >>"$D/rc"
 """
 
@@ -206,49 +287,46 @@ echo "{idx} 0" >>"$D/rc"
 # anything else is described by stat, a missing path says so.
 _FILE = r"""_fp{idx}={path}
 if [ -L "$_fp{idx}" ]; then set -- "$@" {rel}
-elif [ -f "$_fp{idx}" ]; then {regular}
+elif [ -f "$_fp{idx}" ]; then _sts="$_sts {idx}"{regular}
 elif [ -e "$_fp{idx}" ]; then _put {idx} "type=other${{NL}}stat=$(stat -c '%F %a %U %G' "$_fp{idx}")$NL"
 else _put {idx} "type=missing$NL"; fi
 """
 
-# Metadata-only files (secrets): one `stat` for all of them; their content never leaves the host.
-_FILES_META = r"""if [ -n "$_meta" ]; then
-  _fa=; for _j in $_meta; do _fa="$_fa \"\$_fp$_j\""; done
-  eval "_st=\$(stat -c '%a %U %G %s' $_fa 2>/dev/null)"
-  for _j in $_meta; do
-    _put "$_j" "type=file${{NL}}stat=${{_st%%"$NL"*}}$NL"; _st=${{_st#*"$NL"}}
-  done
-fi
-"""
-
-# Files, pass 2: one `find` names the regular files too big to archive; those get stat, sha256 and a capped head.
-_FILES_BIG = r"""if [ -n "$_reg" ]; then
-  _fa=; for _j in $_reg; do _fa="$_fa \"\$_fp$_j\""; done
-  eval "_bigs=\$(find $_fa -maxdepth 0 -size +{cap}c 2>/dev/null)"
-  for _j in $_reg; do
+# Files, pass 2, and sockets: **one** `stat` for every socket, metadata-only file (secrets: their content never
+# leaves the host) and regular file, each line checked against the path it should describe (a path that vanished
+# in between cannot shift the others). Regular files up to the cap go to the archive; bigger ones get stat, sha256
+# and a capped head.
+_STATS = r"""if [ -n "$_sts" ]; then
+  _fa=; for _j in $_sts; do _fa="$_fa \"\$_fp$_j\""; done
+  eval "stat -L -c '%a %U %G %s %n' $_fa" >"$D/st" 2>/dev/null; _slurp "$D/st"; _st=$_v
+  for _j in $_sts; do
     eval "_f=\$_fp$_j"
-    case "$NL$_bigs$NL" in
-      *"$NL$_f$NL"*) _put "$_j" "type=file${{NL}}stat=$(stat -c '%a %U %G %s' "$_f")${{NL}}sha256=$(sha256sum <"$_f" \
-| cut -d' ' -f1)${{NL}}content=$(head -c {content_cap} "$_f" | base64 -w0)$NL" ;;
-      *) set -- "$@" "${{_f#/}}" ;;
-    esac
+    _l=${{_st%%"$NL"*}}
+    case $_l in *" $_f") _st=${{_st#*"$NL"}}; _l=${{_l%" $_f"}} ;; *) _l= ;; esac
+    case " $_sock " in *" $_j "*)
+      if [ -n "$_l" ]; then _put "$_j" "stat=${{_l% *}}$NL"; else _put "$_j" "stat=missing$NL"; fi; continue ;; esac
+    if [ -z "$_l" ]; then _put "$_j" "type=missing$NL"
+    elif case " $_meta " in *" $_j "*) true ;; *) false ;; esac; then _put "$_j" "type=file${{NL}}stat=$_l$NL"
+    elif [ "${{_l##* }}" -gt {cap} ]; then _put "$_j" "type=file${{NL}}stat=$_l${{NL}}sha256=$(sha256sum <"$_f" \
+| cut -d' ' -f1)${{NL}}content=$(head -c {content_cap} "$_f" | base64 -w0)$NL"
+    else set -- "$@" "${{_f#/}}"; fi
   done
 fi
 """
 
-_SOCKET_STAT = r"""_sp{idx}={path}
-if [ -S "$_sp{idx}" ]; then _put {idx} "stat=$(stat -L -c '%a %U %G' "$_sp{idx}")$NL"; _ws{group}="$_ws{group} {idx}"
+_SOCKET_STAT = r"""_fp{idx}={path}
+if [ -S "$_fp{idx}" ]; then _sts="$_sts {idx}"; _sock="$_sock {idx}"; _ws{group}="$_ws{group} {idx}"
 else _put {idx} "stat=missing$NL"; fi
 """
 
 # One privilege drop per user for every socket it must be tested against: `[ -w ]` as that user, with its groups.
 _SOCKET_ACCESS = r"""_u={user}
-if [ -n "$_ws{group}" ] && _g=$(id -g -- "$_u" 2>/dev/null); then
-  _sa=; for _j in $_ws{group}; do _sa="$_sa \"\$_sp$_j\""; done
+if [ -n "$_ws{group}" ] && _gid "$_u"; then
+  _sa=; for _j in $_ws{group}; do _sa="$_sa \"\$_fp$_j\""; done
   _t='for s do if [ -w "$s" ]; then echo yes; else echo no; fi; done'
   if command -v setpriv >/dev/null; then _drop='setpriv --reuid="$_u" --regid="$_g" --init-groups --'
   else _drop='runuser -u "$_u" --'; fi
-  eval "_w=\$($_drop sh -c \"\$_t\" sh $_sa)"
+  eval "$_drop sh -c \"\$_t\" sh $_sa" >"$D/w" 2>/dev/null; _slurp "$D/w"; _w=$_v
   for _j in $_ws{group}; do
     _a=${{_w%%"$NL"*}}; _w=${{_w#*"$NL"}}
     printf 'user_writable=%s\n' "$_a" >>"$D/i$_j"
@@ -259,7 +337,8 @@ fi
 _ARCHIVE = r"""wait
 cd "$D" || exit 70
 printf '%s\n' '{marker}'
-tar -cf - --hard-dereference --ignore-failed-read rc units i* --no-recursion -C / "$@" 2>/dev/null \
+tar -cf - --hard-dereference --ignore-failed-read rc units env proc/*/environ i* --no-recursion -C / "$@" \
+  2>/dev/null \
   | gzip -1 | base64 -w0
 echo
 """
@@ -351,15 +430,21 @@ def _build(items: tuple[tuple[str, str], ...]) -> Probe:
     def unit_index(unit: str) -> int:
         return units.index(unit)
     out = [plan.to_comment(), _PRELUDE, _listeners(plan)]
-    for idx, (name, arg) in enumerate(zip(plan.names, plan.args, strict=True)):
-        if name.startswith("cmd:"):
-            out.append(f"_run {idx} {shlex.quote(arg)} &")
+    for idx, name in enumerate(plan.names):
+        if name.startswith("user:"):
+            out.append(f"_idput {shlex.quote(name[5:])} {idx}")
+    commands = [(idx, arg) for idx, (name, arg) in enumerate(zip(plan.names, plan.args, strict=True))
+                if name.startswith("cmd:")]
+    quick = [f"_quick {idx} {shlex.quote(arg)}" for idx, arg in commands if arg.startswith(QUICK)]
+    if quick:
+        out.append("{\n" + "\n".join(quick) + "\n} &")
+    out += [f"_run {idx} {shlex.quote(arg)} &" for idx, arg in commands if not arg.startswith(QUICK)]
     if units:
         props = " ".join(f"-p {p}" for p in UNIT_PROPERTIES)
         out.append(_UNITS.format(props=props, units=" ".join(shlex.quote(u) for u in units)))
     else:
         out.append(': >"$D/units"; echo "units 0" >>"$D/rc"')
-    out.append("set --; _reg=; _meta=")
+    out.append("set --; _sts=; _sock=; _meta=; _envs=")
     socket_users: dict[str, int] = {}
     for idx, (name, arg) in enumerate(zip(plan.names, plan.args, strict=True)):
         kind, _, value = name.partition(":")
@@ -368,14 +453,14 @@ def _build(items: tuple[tuple[str, str], ...]) -> Probe:
         elif kind == "envfiles":
             out.append(_ENVFILES.format(unit=unit_index(value), idx=idx))
         elif kind == "file":
-            regular = f'_meta="$_meta {idx}"' if arg == META_ONLY else f'_reg="$_reg {idx}"'
+            regular = f'; _meta="$_meta {idx}"' if arg == META_ONLY else ""
             out.append(_FILE.format(path=shlex.quote(value), rel=shlex.quote(value.lstrip("/") or "."), idx=idx,
                                     regular=regular))
         elif kind == "socket":
             group = socket_users.setdefault(arg or "core", len(socket_users))
             out.append(_SOCKET_STAT.format(path=shlex.quote(value), idx=idx, group=group))
-    out.append(_FILES_META.format())
-    out.append(_FILES_BIG.format(cap=ITEM_MAX_BYTES, content_cap=FILE_CONTENT_MAX_BYTES))
+    out.append(_ENVIRONS)
+    out.append(_STATS.format(cap=ITEM_MAX_BYTES, content_cap=FILE_CONTENT_MAX_BYTES))
     for user, group in socket_users.items():
         out.append(_SOCKET_ACCESS.format(user=shlex.quote(user), group=group))
     out.append(_ARCHIVE.format(marker=MARKER))
@@ -426,6 +511,16 @@ def _exit_codes(member: ustar.Member | None) -> dict[str, int]:
     return codes
 
 
+def _environ_pids(member: ustar.Member | None) -> dict[str, str]:
+    """The `env` member: `<item index> <PID>` per procenv item whose environment the archive holds."""
+    pids: dict[str, str] = {}
+    for line in (member.data if member else b"").decode("ascii", "replace").splitlines():
+        key, _, pid = line.partition(" ")
+        if pid.isdigit() and len(pid) < 11:
+            pids[key] = pid
+    return pids
+
+
 def _file_text(member: ustar.Member) -> str | None:
     """A file item in the record format: type, stat (mode owner group size), sha256 and the first 64 KiB."""
     if member.kind == ustar.SYMLINK:
@@ -454,6 +549,7 @@ def parse_output(output: str, plan: Plan) -> dict[str, Item]:
     units_member = members.get("units")
     blocks = _unit_blocks(_text(units_member.data), len(units)) if units_member is not None else []
     codes = _exit_codes(members.get("rc"))
+    environs = _environ_pids(members.get("env"))
     units_rc = codes.get("units", -1)
     items: dict[str, Item] = {}
     for idx, name in enumerate(plan.names):
@@ -465,6 +561,10 @@ def parse_output(output: str, plan: Plan) -> dict[str, Item]:
         member = members.get(f"i{idx}")
         if member is not None:
             items[name] = Item(codes.get(str(idx), -1), _text(member.data))
+        elif kind == "procenv" and str(idx) in environs:
+            environ = members.get(f"proc/{environs[str(idx)]}/environ")
+            if environ is not None:
+                items[name] = Item(codes.get(str(idx), -1), _text(environ.data.replace(b"\0", b"\n")))
         elif kind == "file":
             host_file = members.get(value.lstrip("/"))
             text = _file_text(host_file) if host_file is not None else None

@@ -25,6 +25,7 @@ from typing import Any
 from hardnir.control import Finding, Plan, Remove, Step, Symlink, not_applicable, write_if_changed
 from hardnir.facts import Facts, is_wildcard_listen, listen_policy_problem, listen_port
 from hardnir.params import PLACEHOLDER
+from hardnir.platforms import release_test
 from hardnir.probe import command_item, file_item, unit_item
 
 CONFIG_DIR = "/etc/ssh/sshd_config.d"
@@ -32,11 +33,21 @@ DROPIN = f"{CONFIG_DIR}/05-hardnir-listen.conf"
 UNIT_PATH = "/etc/systemd/system/sshd.service"
 LISTEN_LINE = r"ListenAddress [0-9A-Fa-f.:\[\]]+"
 
+
+def _ci(word: str) -> str:
+    """A shell pattern matching `word` in any case (what grep -i does)."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
 # The effective listen list, and which file names which ListenAddress (sshd -T needs root: the probe has it).
 ITEMS = (
-    command_item("sshd-T-listen", "sshd -T 2>&1 | grep -iE '^(listenaddress|port) '"),
-    command_item("sshd-listen-files", f"grep -HiE '^[[:space:]]*ListenAddress[[:space:]]' /etc/ssh/sshd_config "
-                 f"{CONFIG_DIR}/*.conf 2>/dev/null; true"),
+    # Judged on Fedora CoreOS only (tasks/sshd_socket.py), so run there only: `sshd -T` is one of the probe's
+    # dearest processes (it loads sshd's libraries, configuration and host keys).
+    command_item("sshd-T-listen", f"if {release_test('fcos')}; then sshd -T >\"$D/sshd-T\" 2>&1; "
+                 f"_grep - '{_ci('listenaddress')} *' '{_ci('port')} *' -- \"$D/sshd-T\"; "
+                 "else echo 'sshd -T not run: not Fedora CoreOS'; fi"),
+    command_item("sshd-listen-files", f"_grep -Hs '{_ci('ListenAddress')}[[:space:]]*' -- /etc/ssh/sshd_config "
+                 f"{CONFIG_DIR}/*.conf 2>/dev/null; true", quick=True),
 )
 
 

@@ -48,16 +48,16 @@ PARAMS = (Param("user", "user", "core", "the user who must not be in rkt"),)
 # The sysusers override is the vendor file minus one line: every line must still be a sysusers entry.
 SHAPES = {"/etc/sysusers.d/*.conf": filesafe.LinesShape(r"[ugmr]!?\s+[^\s].*")}
 # Vendor files that mention rkt, and every /etc or /run override (an override of the same name hides them).
-SYSUSERS_CMD = (  # shell builtins only (`_cat` is the probe's own reader): one fork per file at most
+SYSUSERS_CMD = (  # shell builtins only (`_cat` and `_grep` are the probe's own readers): no process
     "for f in /usr/lib/sysusers.d/*.conf /run/sysusers.d/*.conf /etc/sysusers.d/*.conf; do "
-    "[ -f \"$f\" ] || continue; case $f in /usr/*) case $(_cat \"$f\") in *rkt*) ;; *) continue;; esac;; esac; "
+    "[ -f \"$f\" ] || continue; case $f in /usr/*) _grep - '*rkt*' -- \"$f\" >/dev/null || continue;; esac; "
     "printf '## %s\\n' \"$f\"; _cat \"$f\"; done; true"
 )
 
 
 def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     user = str(params["user"])
-    return [*accounts.user_items(user), command_item("sysusers-rkt", SYSUSERS_CMD)]
+    return [*accounts.user_items(user), command_item("sysusers-rkt", SYSUSERS_CMD, quick=True)]
 
 
 def _member_line(user: str) -> re.Pattern[str]:

@@ -67,15 +67,25 @@ def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
         *accounts.user_items(_user(params)),
         command_item(f"sudo-l-{_user(params)}", f"sudo -n -l -U {user}"),
         # Can the user run sudo with no password? Run it as that user (one setpriv, not a second sudo).
-        command_item(f"sudo-nopasswd-{_user(params)}", f"g=$(id -g -- {user}) && setpriv --reuid={user} "
-                     f"--regid=\"$g\" --init-groups -- sudo -n true"),
+        command_item(f"sudo-nopasswd-{_user(params)}", f"_gid {user} && setpriv --reuid={user} "
+                     f"--regid=\"$_g\" --init-groups -- sudo -n true"),
         # The first character of the password field: `*`, `!` or empty mean no usable password.
-        command_item(f"password-{_user(params)}", f"e=$(getent shadow {user}) && e=${{e#*:}} && "
-                     "printf '%.1s\\n' \"$e\""),
-        command_item("sudo-conf", "grep -h sudoers_file /etc/sudo.conf"),
+        command_item(f"password-{_user(params)}", _password_field(user)),
+        command_item("sudo-conf", "_grep - '*sudoers_file*' -- /etc/sudo.conf", quick=True),
         file_item(DROPIN),
         file_item(FCOS_SUDO_GROUP),
     ]
+
+
+def _password_field(user: str) -> str:
+    """The first character of `getent shadow USER`'s password field. When nsswitch.conf names `files` first for
+    shadow, the first `USER:` line of /etc/shadow is what getent returns, read with shell builtins; otherwise (or
+    when /etc/shadow has no such line) getent itself runs."""
+    return ("e=; while IFS= read -r l; do case $l in shadow:*) l=${l#shadow:}; l=${l#\"${l%%[![:space:]]*}\"}; "
+            "case $l in files|files[[:space:]]*) while IFS= read -r s; do "
+            f"case $s in {user}:*) e=$s; break ;; esac; done 2>/dev/null </etc/shadow ;; esac; break ;; esac; "
+            f"done 2>/dev/null </etc/nsswitch.conf; [ -n \"$e\" ] || e=$(getent shadow {user}) && e=${{e#*:}} && "
+            "printf '%.1s\\n' \"$e\"")
 
 
 def via_sudo_group_file(facts: Facts, groups: list[str]) -> str:

@@ -76,7 +76,7 @@ _LIST_FRAGMENTS = (
 
 
 def probe_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [unit_item(UNIT), command_item("zincati-config", _LIST_FRAGMENTS), file_item(PATH)]
+    return [unit_item(UNIT), command_item("zincati-config", _LIST_FRAGMENTS, quick=True), file_item(PATH)]
 
 
 def fragments(facts: Facts) -> dict[str, tuple[str, str | None]]:

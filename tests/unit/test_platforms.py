@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hardnir import platforms
 from hardnir.control import catalogue
-from hardnir.facts import Facts
+from hardnir.facts import Facts, parse_env_file
 from hardnir.lab.profiles import DIMENSIONS, LAB_PLATFORMS, PLATFORMS, draw_profiles
 from hardnir.probe import Item
 from tests.unit.test_controls import load_base
@@ -122,3 +124,21 @@ def test_lab_mixed_has_vanilla_hosts_of_each_platform_first_and_platform_rules_h
 def test_lab_rejects_an_unknown_platform() -> None:
     with pytest.raises(ValueError, match="unknown platform"):
         draw_profiles(3, 1, "ubuntu")
+
+
+@pytest.mark.parametrize("release", [
+    'NAME="Fedora Linux"\nID=fedora\nVARIANT_ID=coreos\n',
+    "ID=\"fedora\"\nVARIANT_ID='coreos'",  # quoted values, no final newline
+    "ID=fedora\nVARIANT_ID=server\n",
+    "ID=flatcar\nVERSION_ID=3510.2.0\n",
+    "ID=coreos\n",
+    "",
+])
+def test_release_test_in_shell_agrees_with_platform_of(release: str, tmp_path: Path) -> None:
+    os_release = tmp_path / "os-release"
+    os_release.write_text(release)
+    for platform in ("fcos", "flatcar", "coreos"):
+        test = platforms.release_test(platform).replace("/etc/os-release", str(os_release))
+        shell = subprocess.run(["sh", "-c", f"NL='\n'; if {test}; then echo yes; else echo no; fi"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        assert (shell == "yes") == (platforms.platform_of(parse_env_file(release)) == platform), (platform, shell)

@@ -294,3 +294,108 @@ def test_listener_holders_parse_from_recorded_ss_lines() -> None:
     assert live.describe == "held by fleet.service (pid 57 fleetd, pid 90 sleep), init.scope (pid 1 systemd)"
     broken = Facts({"listen:/run/fleet.sock": probe.Item(1, "")}).listening("/run/fleet.sock")
     assert not broken.probed and broken.describe == "unknown"
+
+
+def test_procenv_every_process_from_one_copy(tmp_path: Path) -> None:
+    daemons = [subprocess.Popen(["sleep", "120"], env={"HARDNIR_TEST_MARK": mark, "PATH": "/usr/bin:/bin"})
+               for mark in ("first", "second")]
+    try:
+        _fake_systemctl(tmp_path / "bin", {f"d{i}.service": f"Id=d{i}.service\nLoadState=loaded\nMainPID={d.pid}"
+                                           for i, d in enumerate(daemons)})
+        facts = Facts(run([probe.procenv_item("d0.service"), probe.procenv_item("d1.service")], tmp_path / "bin"))
+    finally:
+        for d in daemons:
+            d.kill()
+            d.wait()
+    assert [(facts.process_env(f"d{i}.service") or {}).get("HARDNIR_TEST_MARK") for i in (0, 1)] == ["first", "second"]
+    assert facts.rc("procenv:d0.service") == 0 and facts.rc("procenv:d1.service") == 0
+
+
+def test_user_item_runs_id_once_for_groups_and_gid() -> None:
+    items = run([probe.user_item("root"), probe.user_item("hardnir-no-such-user"),
+                 probe.command_item("groups", "_groups root"), probe.command_item("gid", "_gid root && echo $_g"),
+                 probe.command_item("nouser", "_groups hardnir-no-such-user"),
+                 probe.command_item("unrecorded", "_groups daemon")])
+
+    def sh(cmd: str) -> probe.Item:
+        out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True,
+                             env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
+        return probe.Item(out.returncode, out.stdout + out.stderr)
+    assert items["user:root"] == sh("id -- root")
+    assert items["cmd:groups"] == sh("id -nG root")  # what `id -nG` prints, from the recorded `id` call
+    assert items["cmd:unrecorded"] == sh("id -nG daemon")  # a user with no user item: `id` runs then
+    assert items["cmd:gid"] == probe.Item(0, sh("id -g root").text)
+    assert items["user:hardnir-no-such-user"].rc == 1 and items["cmd:nouser"].rc == 1
+    assert "no such user" in items["cmd:nouser"].text
+
+
+def test_grep_builtin_prints_and_exits_as_grep(tmp_path: Path) -> None:
+    groups = tmp_path / "group"
+    groups.write_text("wheel:x:10:core\n  docker:x:233:core\nrkt:x:3:\nfleetx:x:4:\nsudo:x:5:a,b")  # no final newline
+    missing = tmp_path / "missing"
+    items = run([
+        probe.command_item("dbs", f"_grep -H 'wheel:*' 'docker:*' 'rkt:*' 'sudo:*' 'fleet:*' -- {groups} {missing}"),
+        probe.command_item("strip", f"_grep -Hs '[Dd][Oo][Cc][Kk][Ee][Rr]:*' -- {groups}"),
+        probe.command_item("none", f"_grep - '*zzz*' -- {groups}"),
+        probe.command_item("plain", f"_grep - '*rkt*' -- {groups}"),
+    ])
+    assert items["cmd:dbs"].rc == 2  # as grep: a file could not be read, even though lines matched
+    assert f"grep: {missing}: No such file or directory\n" in items["cmd:dbs"].text  # grep's own message
+    assert items["cmd:dbs"].text.splitlines()[:3] == [f"{groups}:wheel:x:10:core", f"{groups}:rkt:x:3:",
+                                                      f"{groups}:sudo:x:5:a,b"]
+    assert items["cmd:strip"] == probe.Item(0, f"{groups}:  docker:x:233:core\n")  # matched without the blanks
+    assert items["cmd:none"] == probe.Item(1, "")
+    assert items["cmd:plain"] == probe.Item(0, "rkt:x:3:\n")
+
+
+@pytest.mark.parametrize("nsswitch", ["shadow:         files\n", "shadow: files systemd\n", "shadow: systemd files\n",
+                                      "passwd: files\n", None])
+def test_password_field_reads_shadow_as_getent_does(nsswitch: str | None, tmp_path: Path) -> None:
+    from hardnir.control import catalogue
+
+    def password_item(user: str) -> str:  # core-wheel's own probe item for that user
+        items = dict(catalogue()["core-wheel"].probe_items({"user": user, "rule": "deny"}))
+        return items[f"cmd:password-{user}"].replace("/etc/nsswitch.conf", str(conf))
+
+    conf = tmp_path / "nsswitch.conf"  # None: no nsswitch.conf at all, so getent decides
+    if nsswitch is not None:
+        conf.write_text(nsswitch)
+    files_first = nsswitch is not None and nsswitch.split(":")[0] == "shadow" and nsswitch.split()[1] == "files"
+    bindir = tmp_path / "bin"  # with files first, a getent that fails proves /etc/shadow was read without it
+    bindir.mkdir()
+    (bindir / "getent").write_text("#!/bin/sh\nexit 9\n")
+    (bindir / "getent").chmod(0o755)
+    users = ("root", "daemon", "hardnir-no-such-user")
+    items = run([probe.command_item(u, password_item(u)) for u in users], bindir if files_first else None)
+    for user in users:
+        want = subprocess.run(["sh", "-c", f"e=$(getent shadow {user}) && e=${{e#*:}} && printf '%.1s\\n' \"$e\""],
+                              capture_output=True, text=True)
+        if files_first and user == "hardnir-no-such-user":
+            assert items[f"cmd:{user}"] == probe.Item(9, "")  # not in /etc/shadow: getent (here the failing one)
+        else:
+            assert items[f"cmd:{user}"] == probe.Item(want.returncode, want.stdout + want.stderr), user
+
+
+@pytest.mark.parametrize("nsswitch", ["group:  files systemd\n", "group: systemd files\n", None])
+def test_getent_reads_files_first_databases_as_getent_does(nsswitch: str | None, tmp_path: Path) -> None:
+    conf = tmp_path / "nsswitch.conf"
+    if nsswitch is not None:
+        conf.write_text(nsswitch)
+    files_first = nsswitch is not None and nsswitch.split()[1] == "files"
+    bindir = tmp_path / "bin"  # with files first, a getent that fails proves /etc/group was read without it
+    bindir.mkdir()
+    (bindir / "getent").write_text("#!/bin/sh\nexit 9\n")
+    (bindir / "getent").chmod(0o755)
+    keys = ("root", "daemon", "hardnir-no-such-group")
+    built = probe.build([probe.command_item(k, f"_getent group {k}") for k in keys])
+    script = built.script.replace("/etc/nsswitch.conf", str(conf))
+    if files_first:
+        script = script.replace("PATH=/usr/sbin:", f"PATH={bindir}:/usr/sbin:", 1)
+    out = subprocess.run(["sh", "-c", script], capture_output=True, timeout=60, check=True)
+    items = built.parse(out.stdout.decode())
+    for key in keys:
+        want = subprocess.run(["getent", "group", key], capture_output=True, text=True)
+        if files_first and key == "hardnir-no-such-group":
+            assert items[f"cmd:{key}"] == probe.Item(9, "")  # not in /etc/group: getent runs (here the failing one)
+        else:
+            assert items[f"cmd:{key}"] == probe.Item(want.returncode, want.stdout), key
