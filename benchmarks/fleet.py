@@ -184,6 +184,7 @@ def per_size(runs: list[Measurement], size: int, tool: str) -> dict[str, float]:
         "wall_s": med([r.wall_s for r in mine]),
         "cpu_ms_per_host": med([r.cpu_s * 1000 / size for r in mine]),
         "rss_mb": med([r.maxrss_mb for r in mine]),
+        "anon_mb": med([r.anon_mb for r in mine]),
         "rounds": len(mine),
     }
 
@@ -198,10 +199,12 @@ def render(summary: dict[str, Any]) -> str:
              f"Recorded {summary['when']} on {summary['machine']}; {summary['rounds']} paired rounds per size, "
              f"medians; hardnir `--workers {summary['workers']}`, floor `--threads {summary['workers']}`.", ""]
     if summary["sizes"]:
-        lines += ["| hosts | tool | wall s | client CPU ms/host | peak RSS MB |", "|---|---|---|---|---|"]
+        lines += ["| hosts | tool | wall s | client CPU ms/host | peak RSS MB | peak anonymous MB |",
+                  "|---|---|---|---|---|---|"]
     for size, tools in summary["sizes"].items():
         for tool, v in tools.items():
-            lines.append(f"| {size} | {tool} | {v['wall_s']:.2f} | {v['cpu_ms_per_host']:.2f} | {v['rss_mb']:.0f} |")
+            lines.append(f"| {size} | {tool} | {v['wall_s']:.2f} | {v['cpu_ms_per_host']:.2f} | {v['rss_mb']:.0f} | "
+                         f"{v.get('anon_mb', float('nan')):.0f} |")
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {row['target']} | {row['measured']} | {verdict(row['ok'])} |" for row in summary["verdicts"]]
     if summary.get("sweep"):
