@@ -99,6 +99,8 @@ class ProcessStats(threading.Thread):
                     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                     self.cpu[pid] = (int(stat[11]) + int(stat[12])) / tick  # utime, stime (fields 14, 15)
                     label, peak = self.peaks.get(pid, ("", 0))
+                    if pid != self.pid and label != "dask worker":  # a child first seen between fork and exec
+                        label = ""
                     self.peaks[pid] = (label or _label(pid), max(peak, rss))
                 todo.extend(_children(pid))
             self.stopped.wait(0.1)
