@@ -5,10 +5,10 @@ shards (`hardnir.shards`) and submits one task per shard. A shard is plain data:
 groups they belong to and the defaults (as validated), the options, the run id, the control ids and the waivers
 that apply to its hosts. No Nornir or paramiko object and no connection travels. The worker builds its own Nornir
 from that data and runs the same runbook task with the threaded runner; each host's rows (plain dicts) go to the
-driver as an event as soon as the host is done. A shard whose worker died runs once more, for its hosts without
-rows; a shard that fails twice, fails, runs past its time limit or is cut off by a lost scheduler or Ctrl-C gives
-`error` rows (naming the shard, its workers and the cause) for its hosts without rows, so no host is ever lost and
-the driver never waits forever.
+driver in events, batched (at most 0.5 s or 50 hosts after a host is done). A shard whose worker died runs once
+more, for its hosts without rows; a shard that fails twice, fails, runs past its time limit or is cut off by a
+lost scheduler or Ctrl-C gives `error` rows (naming the shard, its workers and the cause) for its hosts without
+rows, so no host is ever lost and the driver never waits forever.
 
 Without a scheduler address a `LocalCluster` (one worker process per core or `--dask-workers`, one shard at a time
 per worker, each shard with `--workers` parallel hosts) is started on 127.0.0.1 and closed at the end. With an
