@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from hardnir import __version__
 from hardnir.control import select
+from hardnir.dask_runner import INTERRUPTED
 from hardnir.dates import today
 from hardnir.inventory import as_list, host_groups, secrets_of
 from hardnir.inventory_source import open_fleet
@@ -177,8 +178,6 @@ def execute(
     if dask:
         dask.connect()  # an unreachable scheduler is a one-line error before any host is touched
     started = datetime.now(UTC)
-    ticker = progress(len(host_names)) if progress else None  # a Nornir processor (hardnir.progress)
-    nr = nr.with_processors([*nr.processors, *processors, *([ticker] if ticker else [])])
     ctx = RunContext(
         run_id=run_id,
         runbook=book.name,
@@ -186,12 +185,15 @@ def execute(
         dry_run=dry_run,
         allow_lockout=allow_lockout,
         waived=waived,
-        # the processor counts threaded hosts; Dask hosts and hosts a stopped wave skipped arrive here only
-        on_host_done=ticker.update if ticker else (lambda host, rows: None),
     )
     waves: list[WaveRecord] = []
     t0 = time.monotonic()
+    ticker = None
     try:
+        ticker = progress(len(host_names)) if progress else None  # a Nornir processor (hardnir.progress)
+        if ticker:  # it counts threaded hosts; Dask hosts and hosts a stopped wave skipped arrive here only
+            ctx.on_host_done = ticker.update
+        nr = nr.with_processors([*nr.processors, *processors, *([ticker] if ticker else [])])
         with paramiko_to(run_dir / RUN_LOG):
             run_hosts = _host_runner(nr, ctx, book, rollback_of, dask)
             if book.waves:
@@ -200,6 +202,10 @@ def execute(
                 notes += list(dict.fromkeys(w["stop_reason"] for w in waves if w["stop_reason"]))
             else:
                 run_hosts(host_names)
+    except KeyboardInterrupt:
+        if not dask:
+            raise
+        dask.interrupted = True  # Ctrl-C before the shards went out: the rows below say so, then it stops
     finally:
         fleet.nr.close_connections(on_good=True, on_failed=True)  # without the processors: not a runbook task
         if dask:
@@ -210,7 +216,8 @@ def execute(
     for host in host_names:
         host_rows = ctx.rows_by_host.get(host)
         if host_rows is None:
-            why = fleet.unusable.get(host, "no result: the runner lost this host")
+            why = fleet.unusable.get(host, f"not run: {INTERRUPTED}" if dask and dask.interrupted
+                                     else "no result: the runner lost this host")
             host_rows = ctx.error_rows(host, book.phases, why, time.time())
         rows.extend(host_rows)
     rows = apply_waivers(rows, loaded_waivers, groups_of, today())

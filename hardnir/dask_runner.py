@@ -5,10 +5,10 @@ shards (`hardnir.shards`) and submits one task per shard. A shard is plain data:
 groups they belong to and the defaults (as validated), the options, the run id, the control ids and the waivers
 that apply to its hosts. No Nornir or paramiko object and no connection travels. The worker builds its own Nornir
 from that data and runs the same runbook task with the threaded runner; each host's rows (plain dicts) go to the
-driver as an event as soon as the host is done. A shard whose worker died runs once more, for its hosts without
-rows; a shard that fails twice, fails, runs past its time limit or is cut off by a lost scheduler or Ctrl-C gives
-`error` rows (naming the shard, its workers and the cause) for its hosts without rows, so no host is ever lost and
-the driver never waits forever.
+driver in events, batched (at most 0.5 s or 50 hosts after a host is done). A shard whose worker died runs once
+more, for its hosts without rows; a shard that fails twice, fails, runs past its time limit or is cut off by a
+lost scheduler or Ctrl-C gives `error` rows (naming the shard, its workers and the cause) for its hosts without
+rows, so no host is ever lost and the driver never waits forever.
 
 Without a scheduler address a `LocalCluster` (one worker process per core or `--dask-workers`, one shard at a time
 per worker, each shard with `--workers` parallel hosts) is started on 127.0.0.1 and closed at the end. With an
@@ -49,11 +49,26 @@ SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 SECRET_KEYS = ("password", "passphrase", "sudo_password")
 CONNECT_TIMEOUT_S = 10
 MAX_ATTEMPTS = 2  # a shard whose worker died is retried once (its hosts without rows), then gives error rows
-POLL_S = 0.1  # how often the driver looks at finished shards, time limits and the scheduler
+POLL_S = 0.5  # how often the driver looks at finished shards, time limits and the scheduler
+BATCH_S = 0.5  # a worker sends its finished hosts' rows at most this long after they finish...
+BATCH_HOSTS = 50  # ...or as soon as this many are waiting: one event per batch, not per host
+TRUNCATE_S = 5.0  # how often the driver empties the scheduler's log of row events it has received
 LOST_AFTER_S = 20.0  # a scheduler unreachable this long (the client retries meanwhile) is lost
 SHARD_SETUP_S = 60.0  # allowance for a worker to start a shard (imports, Nornir) within its time limit
 INTERRUPTED = "interrupted (Ctrl-C) before this host finished"
 PROFILE_SETTING = "distributed.worker.profile.enabled"
+# A LocalCluster runs SSH work, not data work: Dask's periodic machinery, tuned for data work, cost about as much
+# CPU as the hosts' own rows (see benchmarks/README.md, "Dask runner"). The nanny passes this to its worker.
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    "distributed.scheduler.allowed-failures": MAX_ATTEMPTS - 1,
+    PROFILE_SETTING: False,  # the statistical profiler: see stop_profiler
+    "distributed.scheduler.work-stealing": False,  # shards are queued on the scheduler; nothing to steal
+    "distributed.admin.system-monitor.interval": "5s",  # psutil samples of CPU, memory, fds, net (was 500 ms)
+    "distributed.admin.system-monitor.disk": False,  # host-wide disk counters: of no use here
+    "distributed.admin.tick.interval": "500ms",  # event-loop health checks (was 20 ms)
+    "distributed.worker.memory.monitor-interval": "1s",  # nanny and worker memory checks (was 100 ms)
+    "distributed.deploy.cluster-repr-interval": "5s",  # the LocalCluster's notebook widget refresh (was 500 ms)
+}
 PROFILER_CALLBACKS = ("profile", "profile-cycle")  # the worker's periodic callbacks of its profiler
 INSTALL_HINT = "pip install 'hardnir[dask]'"
 
@@ -118,9 +133,11 @@ def shard_payload(nr: Any, shard: Shard, base: Mapping[str, Any]) -> dict[str, A
             "waived": {h: waived[h] for h in shard.hosts if h in waived}}
 
 
-def topics(run_id: str) -> tuple[str, str]:
-    """The run's two event topics: shard attempts (`["start", shard, worker]`, small) and host rows."""
-    return f"hardnir-{run_id}-shards", f"hardnir-{run_id}-rows"
+def topics(run_id: str) -> tuple[str, str, str]:
+    """The run's three event topics: shard attempts (`["start", shard, worker]`), hosts done (`[shard, [host...]]`,
+    kept by the scheduler for a retried shard) and their rows (`[shard, [[host, rows]...]]`, which the driver
+    empties from the scheduler's log as it goes, so the scheduler never holds every row of a run)."""
+    return f"hardnir-{run_id}-shards", f"hardnir-{run_id}-done", f"hardnir-{run_id}-rows"
 
 
 def encode_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -145,16 +162,60 @@ def _earlier_deaths(client: Any, key: str) -> int:
         lambda dask_scheduler, key=key: getattr(dask_scheduler.tasks.get(key), "suspicious", 0)))
 
 
-def _hosts_with_rows(client: Any, index: int, rows_topic: str) -> set[str]:
-    return {str(msg[1]) for _, msg in client.get_events(rows_topic) if msg[0] == index}
+def _hosts_with_rows(client: Any, index: int, done_topic: str) -> set[str]:
+    return {str(host) for _, msg in client.get_events(done_topic) if msg[0] == index for host in msg[1]}
+
+
+def truncate_events(client: Any, topic: str) -> None:
+    """Empty the scheduler's log of one topic (subscribers got its events already). The function travels by
+    value; a scheduler without this (private) broker keeps its log (Dask's `events-log-length` bounds it)."""
+    def truncate(dask_scheduler: Any, topic: str = topic) -> None:
+        broker = getattr(dask_scheduler, "_broker", None)
+        if broker is not None:
+            broker.truncate(topic)
+
+    client.run_on_scheduler(truncate)
+
+
+class HostBatches:
+    """A worker's finished hosts, sent to the driver in batches: when BATCH_HOSTS wait, BATCH_S after the first
+    of a batch finished, and at the end of the shard. One event carries the rows, one the host names."""
+
+    def __init__(self, worker: Any, index: int, done_topic: str, rows_topic: str) -> None:
+        self.worker, self.index, self.done_topic, self.rows_topic = worker, index, done_topic, rows_topic
+        self.waiting: list[tuple[str, list[dict[str, Any]]]] = []
+        self.lock = threading.Lock()
+        self.timer: threading.Timer | None = None
+
+    def add(self, host: str, rows: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.waiting.append((host, encode_rows(rows)))
+            full = len(self.waiting) >= BATCH_HOSTS
+            if not full and self.timer is None:
+                self.timer = threading.Timer(BATCH_S, self.flush)
+                self.timer.daemon = True
+                self.timer.start()
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            batch, self.waiting = self.waiting, []
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+        if batch:  # rows first: a worker that dies between the two events has its hosts run again, not lost
+            self.worker.log_event(self.rows_topic, [self.index, [[host, rows] for host, rows in batch]])
+            self.worker.log_event(self.done_topic, [self.index, [host for host, _ in batch]])
 
 
 def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
     """On a worker: build Nornir from the shard's data, run the runbook, return `{worker, ran}`.
 
-    Each host's rows leave the worker as soon as the host is done (an event on the run's rows topic), so a worker
-    that dies loses no finished host. A retried shard (its worker died) runs only the hosts without rows yet: a
-    half-seen host is run again from its check (remediate re-checks before it fixes, and fixes are idempotent).
+    Each host's rows leave the worker soon after the host is done (batched: `HostBatches`), so a worker that dies
+    loses no host finished more than BATCH_S before. A retried shard (its worker died) runs only the hosts without
+    rows yet: a half-seen host is run again from its check (remediate re-checks before it fixes, and fixes are
+    idempotent).
     Outside a worker (no Dask) the rows come back in the result instead.
     """
     from hardnir.control import catalogue
@@ -170,7 +231,7 @@ def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
     except (ImportError, ValueError):
         current, worker = None, "local"
     index = int(payload["shard"])
-    shards_topic, rows_topic = topics(payload["run_id"])
+    shards_topic, done_topic, rows_topic = topics(payload["run_id"])
     hosts = dict(payload["hosts"])
     if current is not None:
         from distributed import get_client
@@ -180,14 +241,12 @@ def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
         if deaths >= MAX_ATTEMPTS:
             raise ShardGaveUp(f"its workers died {deaths} times while running it; not run again")
         if deaths:  # a retry: only the hosts whose rows did not reach the driver
-            done = _hosts_with_rows(client, index, rows_topic)
+            done = _hosts_with_rows(client, index, done_topic)
             hosts = {name: entry for name, entry in hosts.items() if name not in done}
         stop_profiler(current)
         current.log_event(shards_topic, ["start", index, worker])
 
-    def report(host: str, rows: list[dict[str, Any]]) -> None:  # a finished host's rows, to the driver now
-        if current is not None:
-            current.log_event(rows_topic, [index, host, encode_rows(rows)])
+    batches = HostBatches(current, index, done_topic, rows_topic) if current is not None else None
 
     known = catalogue()
     waived: Mapping[str, Mapping[str, str]] = payload["waived"]
@@ -198,7 +257,7 @@ def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
         dry_run=payload["dry_run"],
         allow_lockout=payload["allow_lockout"],
         waived=lambda host, control: waived.get(host, {}).get(control),
-        on_host_done=report,
+        on_host_done=batches.add if batches else (lambda host, rows: None),
     )
     if current is not None:  # serial controls take one lock per key across all workers (only fixes take it)
         ctx.serial_lock = cluster_lock(payload["run_id"])
@@ -208,6 +267,8 @@ def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
         try:
             nr.run(task=book.host_task, ctx=ctx, **({"target_run": payload["target_run"]} if book.undoes else {}))
         finally:
+            if batches:
+                batches.flush()
             nr.close_connections(on_good=True, on_failed=True)
     return {"worker": worker, "ran": list(hosts), "rows": {} if current is not None else ctx.rows_by_host}
 
@@ -300,14 +361,18 @@ class DaskRunner:
         else:
             import dask
 
-            with dask.config.set({"distributed.scheduler.allowed-failures": MAX_ATTEMPTS - 1,
-                                  PROFILE_SETTING: False}), \
-                    _sigint_ignored():  # Ctrl-C is the driver's to handle; the workers inherit "ignore"
+            # Ctrl-C is the driver's to handle; the workers inherit "ignore"
+            with dask.config.set(LOCAL_CLUSTER_CONFIG), _sigint_ignored():
                 self.cluster = distributed.LocalCluster(
                     n_workers=self.local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                     dashboard_address=":0", scheduler_kwargs={"dashboard": False},  # no port 8787 taken or warned
                     silence_logs=logging.ERROR)
-            self.client = distributed.Client(self.cluster, set_as_default=False)
+            try:
+                self.client = distributed.Client(self.cluster, set_as_default=False)
+            except KeyboardInterrupt:  # the cluster is up: shut it down; every host gets an `interrupted` row
+                self.interrupted = True
+                self.close()
+                return
         self.worker_count = len(self.client.scheduler_info().get("workers", {}))
 
     def close(self) -> None:
@@ -336,21 +401,43 @@ class DaskRunner:
 
     def run_hosts(self, hosts: Sequence[str], ctx: Any, phases: Sequence[str], target_run: str = "") -> None:
         """Run `ctx.runbook` on `hosts` as shards; every host gets its rows recorded in `ctx` (or error rows)."""
-        if self.lost or self.interrupted:  # a later wave after the scheduler was lost or Ctrl-C: nothing runs
+        if self.lost or self.interrupted or self.client is None:  # lost, Ctrl-C (maybe while connecting): no run
             reason = self.lost or INTERRUPTED
             for host in hosts:
                 self._record(ctx, host, ctx.error_rows(host, phases, f"not run: {reason}", time.time()))
             return
-        shards_topic, rows_topic = topics(ctx.run_id)
+        shards_topic, done_topic, rows_topic = topics(ctx.run_id)
+        self.client.subscribe_topic(shards_topic, self._shard_event)
+        self.client.subscribe_topic(rows_topic, lambda event: self._rows_event(ctx, event))
+        futures: dict[Any, Shard] = {}
+        try:  # Ctrl-C from here on (while shards go out, or while they run): what finished is kept, see below
+            self._submit(hosts, ctx, target_run, futures)
+            self._wait(futures, ctx, phases, rows_topic)
+        except KeyboardInterrupt:  # cancel what runs, keep what finished, say so for the rest
+            self.interrupted = True
+            with contextlib.suppress(Exception):
+                self.client.cancel(list(futures))
+            for shard in futures.values():
+                self._fail(shard, ctx, phases, f"not finished: {INTERRUPTED}", "cancelled")
+            now = time.time()
+            for host in hosts:  # hosts of shards not yet submitted
+                self._record(ctx, host, ctx.error_rows(host, phases, f"not run: {INTERRUPTED}", now))
+        finally:
+            for topic in (shards_topic, done_topic, rows_topic):
+                with contextlib.suppress(Exception):
+                    self.client.unsubscribe_topic(topic)
+                if not self.lost:
+                    with contextlib.suppress(Exception):
+                        truncate_events(self.client, topic)
+
+    def _submit(self, hosts: Sequence[str], ctx: Any, target_run: str, futures: dict[Any, Shard]) -> None:
+        """Plan the shards and submit one task per shard, each added to `futures` as it goes out."""
         base = {
             "run_id": ctx.run_id, "runbook": ctx.runbook, "controls": [c.id for c in ctx.controls],
             "dry_run": ctx.dry_run, "allow_lockout": ctx.allow_lockout, "target_run": target_run,
             "workers": self.workers, "defaults": _entry(self.nr.inventory.defaults),
             "waived": self._waivers(hosts, [c.id for c in ctx.controls]),
         }
-        self.client.subscribe_topic(shards_topic, self._shard_event)
-        self.client.subscribe_topic(rows_topic, lambda event: self._rows_event(ctx, event))
-        futures: dict[Any, Shard] = {}
         serial = ctx.runbook == "remediate" and any(c.meta.serial for c in ctx.controls)
         for shard in self.plan(hosts):
             self.shards.append({"shard": shard.index, "hosts": len(shard.hosts), "key": shard.key,
@@ -360,51 +447,43 @@ class DaskRunner:
                 run_shard, shard_payload(self.nr, shard, base), key=f"hardnir-{ctx.run_id}-shard-{shard.index}",
                 pure=False, resources=(shard.resources or None) if self.address else None)
             futures[future] = shard
-        try:
-            self._wait(futures, ctx, phases)
-        finally:
-            for topic in (shards_topic, rows_topic):
-                with contextlib.suppress(Exception):
-                    self.client.unsubscribe_topic(topic)
 
-    def _wait(self, futures: dict[Any, Shard], ctx: Any, phases: Sequence[str]) -> None:
+    def _wait(self, futures: dict[Any, Shard], ctx: Any, phases: Sequence[str], rows_topic: str) -> None:
         """Record shards as they finish. Never waits forever: a shard running past its limit is cancelled, a lost
-        scheduler or a cluster left without workers ends the wait; the hosts without rows get `error` rows."""
+        scheduler or a cluster left without workers ends the wait; the hosts without rows get `error` rows.
+        Every TRUNCATE_S the scheduler's log of row events is emptied (the driver has them)."""
         distributed = _distributed()
         done = distributed.as_completed(list(futures), loop=self.client.loop)
         away_since: float | None = None
-        try:
-            while futures:
-                for future in done.next_batch(block=False):
-                    shard = futures.pop(future, None)
-                    if shard is not None:
-                        self._finish(shard, future, ctx, phases)
-                now = time.monotonic()
-                for future, shard in list(futures.items()):
-                    started = self.started.get(shard.index)
-                    limit = self.shards[shard.index]["limit_s"]
-                    if started is not None and now - started > limit:
-                        self.client.cancel([future])
-                        del futures[future]
-                        self._fail(shard, ctx, phases, f"no result within {limit:g} s (the limit its hosts' "
-                                   "connect and command timeouts allow); cancelled", "cancelled")
-                gone = self._scheduler_gone()
-                if not gone:
-                    away_since = None
-                else:
-                    away_since = away_since or now
-                    if futures and (gone == "closed" or now - away_since > LOST_AFTER_S):
-                        self.lost = f"the Dask scheduler {self.address or 'local'} was lost mid-run ({gone})"
-                        for shard in futures.values():
-                            self._fail(shard, ctx, phases, f"not finished: {self.lost}", "lost")
-                        futures.clear()
-                time.sleep(POLL_S)
-        except KeyboardInterrupt:  # Ctrl-C: cancel what runs, keep what finished, say so for the rest
-            self.interrupted = True
-            with contextlib.suppress(Exception):
-                self.client.cancel(list(futures))
-            for shard in futures.values():
-                self._fail(shard, ctx, phases, f"not finished: {INTERRUPTED}", "cancelled")
+        truncated = time.monotonic()
+        while futures:
+            for future in done.next_batch(block=False):
+                shard = futures.pop(future, None)
+                if shard is not None:
+                    self._finish(shard, future, ctx, phases)
+            now = time.monotonic()
+            for future, shard in list(futures.items()):
+                started = self.started.get(shard.index)
+                limit = self.shards[shard.index]["limit_s"]
+                if started is not None and now - started > limit:
+                    self.client.cancel([future])
+                    del futures[future]
+                    self._fail(shard, ctx, phases, f"no result within {limit:g} s (the limit its hosts' "
+                               "connect and command timeouts allow); cancelled", "cancelled")
+            gone = self._scheduler_gone()
+            if not gone:
+                away_since = None
+                if now - truncated > TRUNCATE_S:
+                    truncated = now
+                    truncate_events(self.client, rows_topic)
+            else:
+                away_since = away_since or now
+                if futures and (gone == "closed" or now - away_since > LOST_AFTER_S):
+                    self.lost = f"the Dask scheduler {self.address or 'local'} was lost mid-run ({gone})"
+                    for shard in futures.values():
+                        self._fail(shard, ctx, phases, f"not finished: {self.lost}", "lost")
+                    futures.clear()
+            time.sleep(POLL_S)
 
     def _scheduler_gone(self) -> str:
         """'' while the client talks to the scheduler, else its status ('connecting' while it retries, 'closed')."""
@@ -431,8 +510,9 @@ class DaskRunner:
                 self.shards[index]["worker"] = worker
 
     def _rows_event(self, ctx: Any, event: Any) -> None:
-        _, host, rows = event[1]
-        self._record(ctx, str(host), decode_rows(rows))
+        _, batch = event[1]
+        for host, rows in batch:
+            self._record(ctx, str(host), decode_rows(rows))
 
     def _record(self, ctx: Any, host: str, rows: list[dict[str, Any]]) -> None:
         """Keep a host's first rows (a retried or cancelled shard may report a host again; the first rows win)."""

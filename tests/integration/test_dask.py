@@ -31,7 +31,7 @@ pytest.importorskip("asyncssh")
 
 from hardnir import api
 from hardnir.cli import main
-from hardnir.dask_runner import DaskRunError
+from hardnir.dask_runner import DaskRunError, topics
 from tests.dask_cluster import Cluster, free_port
 
 pytestmark = pytest.mark.timeout(240)  # a bug that hangs a cluster fails its test, not the suite
@@ -104,6 +104,9 @@ def test_external_scheduler_via_cli_gives_the_threaded_verdicts_and_stays_up(
 
     with Client(cluster.address, timeout=30) as client:  # the profiler that deadlocks CPython 3.11 is stopped
         assert set(client.run(_profiler_running).values()) == {False}
+        # the scheduler keeps no event of the run: rows and host names were emptied from its log
+        run_id = json.loads((tmp_path / "run/run.json").read_text())["run_id"]
+        assert [len(client.get_events(topic)) for topic in topics(run_id)] == [0, 0, 0]
 
 
 def _profiler_running(dask_worker: Any) -> bool:
@@ -214,8 +217,12 @@ def test_a_lost_scheduler_keeps_the_finished_rows_and_exits_5(fleet: Path, tmp_p
         run, result = _run_in_thread(inventory=fleet, runner="dask", scheduler=c.address, workers=2,
                                      out=tmp_path / "run")
         with Client(c.address, timeout=30) as client:
-            _busy(client)
-        time.sleep(1.5)  # some hosts finish
+            _, key = _busy(client)
+            _, done_topic, _ = topics(key.split("hardnir-", 1)[1].rsplit("-shard-", 1)[0])
+            deadline = time.monotonic() + 60
+            while not client.get_events(done_topic) and time.monotonic() < deadline:
+                time.sleep(0.1)  # until a first batch of finished hosts reached the scheduler
+        time.sleep(0.5)  # and the driver
         c.scheduler.kill()
         run.join(120)
         assert not run.is_alive() and "error" not in result, result
@@ -275,6 +282,39 @@ def test_ctrl_c_cancels_the_shards_and_writes_the_finished_rows(fleet: Path, tmp
     while [pid for pid in cluster if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert cluster and not [pid for pid in cluster if Path(f"/proc/{pid}").exists()]
+
+
+CTRL_C_AT_START = """
+import multiprocessing, os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal starts it (see the test above)
+from hardnir import api
+
+def progress(total):  # called once the LocalCluster is up, before any shard goes out: Ctrl-C there
+    os.kill(os.getpid(), signal.SIGINT)
+
+try:
+    api.execute("audit", sys.argv[1], runner="dask", dask_workers=1, out=sys.argv[2], progress=progress)
+except KeyboardInterrupt:
+    print(len(multiprocessing.active_children()))  # the cluster's worker processes still alive
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_before_the_shards_go_out_writes_every_host_and_stops_the_cluster(fleet: Path,
+                                                                                   tmp_path: Path) -> None:
+    """Ctrl-C after the LocalCluster started but before its shards went out: the run directory is written (every
+    host with an `error` row saying it was not run), the cluster is shut down, and the interrupt goes on up."""
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_AT_START, str(fleet), str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130 and proc.stdout.strip() == "0", proc.stdout + proc.stderr
+    meta = json.loads((tmp_path / "run/run.json").read_text())
+    assert meta["runner"]["interrupted"] is True
+    import pandas as pd
+
+    rows = pd.read_parquet(tmp_path / "run/results.parquet")
+    assert set(rows["host"]) == {f"sim-{i:05d}" for i in range(1, HOSTS + 1)}
+    assert set(rows["status"]) == {"error"}
+    assert rows["message"].str.contains("not run: interrupted (Ctrl-C)", regex=False).all()
 
 
 def test_inline_secret_refused_under_a_remote_scheduler(tmp_path: Path) -> None:
