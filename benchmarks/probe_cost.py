@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from measure import log
 
@@ -45,6 +48,36 @@ def cost(conn: object, script: str, runs: int) -> tuple[float, float]:
     return int(lines[2]) / runs, (_seconds(user) + _seconds(system)) * 1000 / runs
 
 
+def lab_hosts(hosts: int, seed: int, inventory: Path, settle: float) -> Iterator[tuple[str, Any, Any]]:
+    """(name, Nornir host, open HardnirConnection) for each host of a freshly booted lab, after `settle` idle
+    seconds; holds the lab lock throughout and takes the lab down at the end."""
+    sys.path.insert(0, str(REPO))
+    from run import boot_lab, lab_lock
+
+    from hardnir.inventory import init_nornir
+    from hardnir.lab import down
+    from hardnir.ssh import HardnirConnection
+
+    with lab_lock():
+        lab = boot_lab(hosts, seed, "default", inventory)
+        try:
+            log(f"lab up; letting it settle for {settle:g} s; load {os.getloadavg()}")
+            time.sleep(settle)
+            nr = init_nornir(Path(lab.inventory_dir))
+            for name, host in nr.inventory.hosts.items():
+                if not str(host.hostname).startswith("198.19.1."):
+                    continue
+                conn = HardnirConnection()
+                conn.open(str(host.hostname), host.username, None, host.port, None,
+                          host.get_connection_parameters("hardnir").extras)
+                try:
+                    yield name, host, conn
+                finally:
+                    conn.close()
+        finally:
+            down()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=4)
@@ -53,41 +86,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=10.0, help="seconds to let the lab go idle first")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from run import WORK, boot_lab, lab_lock
+    from run import WORK
 
     from hardnir import probe
     from hardnir.control import select
     from hardnir.hostdata import control_params
-    from hardnir.inventory import init_nornir
-    from hardnir.ssh import HardnirConnection
 
     reference = (HERE / "reference_probe.sh").read_text()
     rows: list[dict[str, object]] = []
-    with lab_lock():
-        lab = boot_lab(args.hosts, args.seed, "default", WORK / "probe-cost" / "inventory")
-        log(f"lab up; letting it settle for {args.settle:g} s")
-        time.sleep(args.settle)
-        nr = init_nornir(Path(lab.inventory_dir))
-        for name, host in nr.inventory.hosts.items():
-            if not str(host.hostname).startswith("198.19.1."):
-                continue
-            params = host.get_connection_parameters("hardnir")
-            conn = HardnirConnection()
-            conn.open(str(host.hostname), host.username, None, host.port, None, params.extras)
-            try:
-                items = [i for c in select() for i in c.probe_items(control_params(host, c))]
-                script = probe.build(items).script
-                wall, cpu = cost(conn, script, args.runs)
-                ref_wall, ref_cpu = cost(conn, reference, args.runs)
-            finally:
-                conn.close()
-            rows.append({"host": name, "profile": host.data.get("lab_profile"), "wall_ms": round(wall, 1),
-                         "cpu_ms": round(cpu, 1), "reference_wall_ms": round(ref_wall, 1),
-                         "reference_cpu_ms": round(ref_cpu, 1)})
-            log(f"{name}: probe {wall:.1f} ms wall, {cpu:.1f} ms CPU; reference {ref_wall:.1f} / {ref_cpu:.1f}")
-        from hardnir.lab import down
-
-        down()
+    for name, host, conn in lab_hosts(args.hosts, args.seed, WORK / "probe-cost" / "inventory", args.settle):
+        items = [i for c in select() for i in c.probe_items(control_params(host, c))]
+        script = probe.build(items).script
+        wall, cpu = cost(conn, script, args.runs)
+        ref_wall, ref_cpu = cost(conn, reference, args.runs)
+        rows.append({"host": name, "profile": host.data.get("lab_profile"), "wall_ms": round(wall, 1),
+                     "cpu_ms": round(cpu, 1), "reference_wall_ms": round(ref_wall, 1),
+                     "reference_cpu_ms": round(ref_cpu, 1)})
+        log(f"{name}: probe {wall:.1f} ms wall, {cpu:.1f} ms CPU; reference {ref_wall:.1f} / {ref_cpu:.1f}")
     summary = {key: statistics.median(float(str(r[key])) for r in rows)
                for key in ("wall_ms", "cpu_ms", "reference_wall_ms", "reference_cpu_ms")}
     ok = summary["wall_ms"] <= TARGET_WALL_MS and summary["cpu_ms"] <= TARGET_CPU_MS

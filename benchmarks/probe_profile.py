@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -138,69 +137,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-scripts", type=Path, help="write each host's probe script(s) into this directory")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from run import WORK, boot_lab, lab_lock
+    from probe_cost import lab_hosts
+    from run import WORK
 
     from hardnir import probe
     from hardnir.control import select
     from hardnir.hostdata import control_params
-    from hardnir.inventory import init_nornir
-    from hardnir.lab import down
-    from hardnir.ssh import HardnirConnection
 
     base_tree = export_tree(args.base) if args.base else None
     reference = (HERE / "reference_probe.sh").read_text()
     report: dict[str, Any] = {"runs": args.runs, "base": args.base, "hosts": {}}
     inventory = WORK / "probe-profile" / "inventory"
-    with lab_lock():
-        lab = boot_lab(args.hosts, args.seed, "default", inventory)
-        try:
-            log(f"lab up; letting it settle for {args.settle:g} s; load {os.getloadavg()}")
-            time.sleep(args.settle)
-            nr = init_nornir(Path(lab.inventory_dir))
-            for name, host in nr.inventory.hosts.items():
-                if not str(host.hostname).startswith("198.19.1."):
-                    continue
-                conn = HardnirConnection()
-                conn.open(str(host.hostname), host.username, None, host.port, None,
-                          host.get_connection_parameters("hardnir").extras)
-                row: dict[str, Any] = {"profile": host.data.get("lab_profile"), "load": os.getloadavg()}
-                try:
-                    script = probe.build([i for c in select() for i in c.probe_items(control_params(host, c))]).script
-                    old = base_script(base_tree, Path(lab.inventory_dir), name) if base_tree else None
-                    if args.save_scripts:
-                        args.save_scripts.mkdir(parents=True, exist_ok=True)
-                        (args.save_scripts / f"{name}.sh").write_text(script)
-                        if old:
-                            (args.save_scripts / f"{name}-base.sh").write_text(old)
-                    runs: dict[str, list[dict[str, float]]] = {"new": [], "base": [], "reference": []}
-                    for _ in range(args.rounds):
-                        if old:
-                            runs["base"].append(cost(conn, old, args.runs))
-                        runs["new"].append(cost(conn, script, args.runs))
-                        runs["reference"].append(cost(conn, reference, args.runs))
-                    if old:
-                        row["facts"] = same_facts(conn, old, script)
-                        log(f"{name}: facts old vs new: {json.dumps(row['facts'])[:2000]}")
-                    for key, samples in runs.items():
-                        if samples:
-                            row[key] = {m: round(statistics.median(s[m] for s in samples), 1)
-                                        for m in ("wall_ms", "cpu_ms", "procs")}
-                    log(f"{name}: {json.dumps({k: row[k] for k in ('new', 'base', 'reference') if k in row})}")
-                    if args.ablate:
-                        whole = row["new"]
-                        parts = {}
-                        for part, variant in ablations(script).items():
-                            c = cost(conn, variant, args.runs)
-                            parts[part] = {m: round(whole[m] - c[m], 1) for m in ("wall_ms", "cpu_ms", "procs")}
-                        row["ablation"] = dict(sorted(parts.items(), key=lambda kv: -kv[1]["cpu_ms"]))
-                        for part, figures in row["ablation"].items():
-                            log(f"  {figures['cpu_ms']:6.1f} ms CPU {figures['wall_ms']:6.1f} ms wall "
-                                f"{figures['procs']:5.1f} procs  {part}")
-                finally:
-                    conn.close()
-                report["hosts"][name] = row
-        finally:
-            down()
+    for name, host, conn in lab_hosts(args.hosts, args.seed, inventory, args.settle):
+        row: dict[str, Any] = {"profile": host.data.get("lab_profile"), "load": os.getloadavg()}
+        script = probe.build([i for c in select() for i in c.probe_items(control_params(host, c))]).script
+        old = base_script(base_tree, inventory, name) if base_tree else None
+        if args.save_scripts:
+            args.save_scripts.mkdir(parents=True, exist_ok=True)
+            (args.save_scripts / f"{name}.sh").write_text(script)
+            if old:
+                (args.save_scripts / f"{name}-base.sh").write_text(old)
+        runs: dict[str, list[dict[str, float]]] = {"new": [], "base": [], "reference": []}
+        for _ in range(args.rounds):
+            if old:
+                runs["base"].append(cost(conn, old, args.runs))
+            runs["new"].append(cost(conn, script, args.runs))
+            runs["reference"].append(cost(conn, reference, args.runs))
+        if old:
+            row["facts"] = same_facts(conn, old, script)
+            log(f"{name}: facts old vs new: {json.dumps(row['facts'])[:2000]}")
+        for key, samples in runs.items():
+            if samples:
+                row[key] = {m: round(statistics.median(s[m] for s in samples), 1)
+                            for m in ("wall_ms", "cpu_ms", "procs")}
+        log(f"{name}: {json.dumps({k: row[k] for k in ('new', 'base', 'reference') if k in row})}")
+        if args.ablate:
+            whole = row["new"]
+            parts = {}
+            for part, variant in ablations(script).items():
+                c = cost(conn, variant, args.runs)
+                parts[part] = {m: round(whole[m] - c[m], 1) for m in ("wall_ms", "cpu_ms", "procs")}
+            row["ablation"] = dict(sorted(parts.items(), key=lambda kv: -kv[1]["cpu_ms"]))
+            for part, figures in row["ablation"].items():
+                log(f"  {figures['cpu_ms']:6.1f} ms CPU {figures['wall_ms']:6.1f} ms wall "
+                    f"{figures['procs']:5.1f} procs  {part}")
+        report["hosts"][name] = row
     if base_tree:
         shutil.rmtree(base_tree)
     out = HERE / "results" / "probe_profile.json"
