@@ -237,6 +237,7 @@ def _open_once(
         except OSError as exc:
             raise SSHError(_describe_os_error(exc, name, timeout)) from None
     transport = paramiko.Transport(sock)
+    _without_handshake_timer(transport)
     remaining = max(0.1, deadline - time.monotonic())
     transport.banner_timeout = remaining
     transport.handshake_timeout = remaining
@@ -272,6 +273,18 @@ def _open_once(
         watchdog.cancel()
     transport.set_keepalive(15)
     return transport
+
+
+def _no_handshake_timer(timeout: float) -> None:
+    """Stands in for `Packetizer.start_handshake`, which would start a `threading.Timer` thread per key exchange."""
+
+
+def _without_handshake_timer(transport: paramiko.Transport) -> None:
+    """paramiko times every key exchange with a `threading.Timer`: one more thread started and cancelled per host
+    (0.26 ms of CPU each, measured). Our own deadlines already bound those waits (the connect watchdog below, then
+    each command's watchdog, which also covers a re-key during a command): both close the transport, which ends
+    the key exchange."""
+    transport.packetizer.start_handshake = _no_handshake_timer  # type: ignore[method-assign]
 
 
 def _handshake_error(exc: BaseException, name: str, timeout: float, expired: bool) -> SSHError:
