@@ -255,7 +255,7 @@ def stage_redact(b: Bench) -> None:
 
 
 def stage_audit_host(b: Bench) -> None:
-    from runbooks.audit import audit_host
+    from hardnir.runbooks.audit import audit_host
 
     assert b.ctx is not None
     for host, out in zip(b.hosts, b.outputs, strict=True):
