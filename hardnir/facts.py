@@ -183,6 +183,7 @@ class Facts:
     address: str = ""
     extra: dict[str, str] = field(default_factory=dict)
     _units: dict[str, Unit] = field(default_factory=dict, repr=False, compare=False)
+    _files: dict[str, FileFact] = field(default_factory=dict, repr=False, compare=False)
 
     def item(self, name: str) -> Item | None:
         return self.items.get(name)
@@ -203,14 +204,19 @@ class Facts:
         if item is None:
             return Unit(name, {}, probed=False)
         props: dict[str, list[str]] = {}
-        for line in item.text.splitlines():
-            key, sep, value = line.partition("=")
-            if sep and key.isalpha() and key.isascii():
-                props.setdefault(key, []).append(value.strip())
+        for key, value in _properties(item.text):
+            props.setdefault(key, []).append(value.strip())
         unit = self._units[name] = Unit(name, props, probed=True)
         return unit
 
     def file(self, path: str) -> FileFact:
+        """The file's type, mode, owner and content (parsed once per path: several checks read the same file)."""
+        cached = self._files.get(path)
+        if cached is None:
+            cached = self._files[path] = self._file(path)
+        return cached
+
+    def _file(self, path: str) -> FileFact:
         item = self.items.get(f"file:{path}")
         if item is None:
             return FileFact(path, "unknown")
@@ -321,6 +327,24 @@ class Facts:
         return [a.split("/")[0] for a in self.text("cmd:addresses").split() if a]
 
 
+_PROPERTY = re.compile(r"^([A-Za-z]+)=(.*)$", re.MULTILINE)
+# Line breaks `str.splitlines` knows besides "\n" (a `$` in a MULTILINE pattern only knows "\n").
+_OTHER_LINE_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _properties(text: str) -> list[tuple[str, str]]:
+    """`Key=value` lines of `systemctl show` (keys of ASCII letters), in order; one regex pass for the usual text,
+    a line-by-line scan when it holds line breaks other than newlines (every line `str.splitlines` sees)."""
+    if not _OTHER_LINE_BREAKS.search(text):
+        return _PROPERTY.findall(text)
+    found = []
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.isalpha() and key.isascii():
+            found.append((key, value))
+    return found
+
+
 def _key_values(text: str) -> dict[str, str]:
     kv: dict[str, str] = {}
     for line in text.splitlines():
@@ -328,6 +352,9 @@ def _key_values(text: str) -> dict[str, str]:
         if sep:
             kv[key.strip()] = value
     return kv
+
+
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def parse_env_file(text: str) -> dict[str, str]:
@@ -339,7 +366,7 @@ def parse_env_file(text: str) -> dict[str, str]:
             continue
         key, sep, value = line.partition("=")
         key = key.strip()
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        if not sep or not _ENV_KEY.fullmatch(key):
             continue
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
@@ -390,6 +417,7 @@ def listen_port(entry: str) -> str:
     return entry if entry.isdigit() else entry.rpartition(":")[2]
 
 
+@functools.lru_cache(maxsize=1024)  # the same few literals on every host; ipaddress parses cost 10-20 us each
 def is_loopback_host(host: str) -> bool:
     host = host.strip("[]")
     if host == "localhost":
@@ -400,8 +428,11 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+_URL_HOST = re.compile(r"^[a-z]+://(\[[^\]]+\]|[^:/]+)")
+
+
 def url_host(url: str) -> str:
-    match = re.match(r"^[a-z]+://(\[[^\]]+\]|[^:/]+)", url.strip())
+    match = _URL_HOST.match(url.strip())
     return match.group(1).strip("[]") if match else ""
 
 

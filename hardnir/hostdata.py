@@ -101,8 +101,10 @@ def layers(host: Any) -> list[tuple[Origin, Mapping[str, Any]]]:
     return out
 
 
-def deep_merge(stack: Sequence[tuple[Origin, Mapping[str, Any]]]) -> tuple[dict[str, Any], Origins]:
-    """Merge mappings key by key (later wins; lists and scalars replace); the origin of every leaf."""
+def deep_merge(stack: Sequence[tuple[Origin, Mapping[str, Any]]], *,
+               track: bool = True) -> tuple[dict[str, Any], Origins]:
+    """Merge mappings key by key (later wins; lists and scalars replace); the origin of every leaf (none when not
+    `track`ed: the run only needs the values, messages need the origins)."""
     merged: dict[str, Any] = {}
     origins: Origins = {}
 
@@ -111,14 +113,15 @@ def deep_merge(stack: Sequence[tuple[Origin, Mapping[str, Any]]]) -> tuple[dict[
             for k, v in value.items():
                 put(target[key], str(k), v, (*path, str(k)), origin)
             return
-        if isinstance(target.get(key), dict):  # a mapping replaced wholesale: forget its leaves' origins
+        if track and isinstance(target.get(key), dict):  # a mapping replaced wholesale: forget its leaves' origins
             for known in [p for p in origins if p[:len(path)] == path]:
                 del origins[known]
         target[key] = _copy(value)
-        origins[path] = origin
-        if isinstance(value, Mapping):
-            for sub in _leaves(value, path):
-                origins[sub] = origin
+        if track:
+            origins[path] = origin
+            if isinstance(value, Mapping):
+                for sub in _leaves(value, path):
+                    origins[sub] = origin
 
     for origin, data in stack:
         for key, value in data.items():
@@ -148,9 +151,22 @@ def origin_of(origins: Origins, path: tuple[str, ...]) -> Origin:
     return Origin("default")
 
 
-def merged_data(host: Any, controls: Iterable[Control] | None = None) -> tuple[dict[str, Any], Origins]:
-    stack = [(Origin("default"), module_defaults(controls or catalogue().values())), *layers(host)]
-    return deep_merge(stack)
+def merged_data(host: Any, controls: Iterable[Control] | None = None, *,
+                track: bool = True) -> tuple[dict[str, Any], Origins]:
+    defaults = module_defaults(controls) if controls else _catalogue_defaults()
+    return deep_merge([(Origin("default"), defaults), *layers(host)], track=track)
+
+
+_DEFAULTS: tuple[dict[str, Control], dict[str, Any]] | None = None  # the catalogue and its controls' defaults
+
+
+def _catalogue_defaults() -> dict[str, Any]:
+    """Every control's defaults, worked out once per catalogue (`deep_merge` copies what it takes)."""
+    global _DEFAULTS
+    cat = catalogue()
+    if _DEFAULTS is None or _DEFAULTS[0] is not cat:
+        _DEFAULTS = (cat, module_defaults(cat.values()))
+    return _DEFAULTS[1]
 
 
 # (id(host), control id) -> (host, params); (id(host), "") -> (host, the host's merged data for every control)
@@ -170,7 +186,7 @@ def control_params(host: Any, control: Control) -> dict[str, Any]:
         return dict(cached[1])
     merged = _PARAMS.get((id(host), ""))
     if merged is None or merged[0] is not host:  # every control's data merged in one pass, once per host
-        merged = (host, merged_data(host)[0])
+        merged = (host, merged_data(host, track=False)[0])
         with _PARAMS_LOCK:
             _PARAMS[(id(host), "")] = merged
     params = control.params(merged[1], str(host.hostname or ""))
@@ -234,11 +250,12 @@ def check_inventory(nr: Any, files: Mapping[str, str] | None = None) -> list[str
         for problem in layer_problems:
             add(f"{_where(origin, files)}: {problem}")
     for name, host in inv.hosts.items():
-        data, origins = merged_data(host, controls)
-        for control in controls:
-            for problem in control.resolve(data, str(host.hostname or ""))[1]:
-                label = "" if _is_shared(problem.path) else f"{control.id}: "  # once for all its readers
-                add(f"{_where(origin_of(origins, problem.path), files, name)}: {label}{problem}")
+        data = merged_data(host, track=False)[0]
+        found = [(c, p) for c in controls for p in c.resolve(data, str(host.hostname or ""))[1]]
+        origins = merged_data(host)[1] if found else {}  # where a bad value came from, for the message
+        for control, problem in found:
+            label = "" if _is_shared(problem.path) else f"{control.id}: "  # once for all its readers
+            add(f"{_where(origin_of(origins, problem.path), files, name)}: {label}{problem}")
     return messages
 
 

@@ -15,6 +15,7 @@ name (URLs), otherwise the value keeps the placeholder and the fix is blocked.
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import posixpath
 import re
@@ -164,6 +165,7 @@ def _secret(value: Any, param: Param) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=1024)  # every host's address is checked by several parameters
 def is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -229,14 +231,29 @@ def _listen_list(value: Any, param: Param, address: str) -> list[str]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items:
         raise _Bad("must be a non-empty list of listen entries (IPv4:port, [IPv6]:port or a port)")
-    out = []
-    for item in items:
-        text = _text(item)
-        _no_other_braces(text)
-        filled = _fill(text, address, is_ip)
-        parse_listen(filled.replace(PLACEHOLDER, SAMPLE_ADDRESS))  # unfilled: the template's shape is checked
-        out.append(filled)
-    return out
+    if all(isinstance(item, str) for item in items):
+        return list(_filled_listen(tuple(items), address))
+    return [_listen_entry(item, address) for item in items]  # a non-text entry: its error
+
+
+# Template parsers are pure functions of (value, address): memoised, since every host, and every control reading
+# the same template (three etcd URL lists default to https://{address}:2379), would parse the same text again.
+# Validation (`hostdata.check_inventory`) and the run resolve the same values. Bounded: entries are a few hundred
+# bytes; a fleet larger than the cache still shares the entries of each host's own controls.
+_TEMPLATE_CACHE = 8192
+
+
+@functools.lru_cache(maxsize=_TEMPLATE_CACHE)
+def _filled_listen(items: tuple[str, ...], address: str) -> tuple[str, ...]:
+    return tuple(_listen_entry(item, address) for item in items)
+
+
+def _listen_entry(item: Any, address: str) -> str:
+    text = _text(item)
+    _no_other_braces(text)
+    filled = _fill(text, address, is_ip)
+    parse_listen(filled.replace(PLACEHOLDER, SAMPLE_ADDRESS))  # unfilled: the template's shape is checked
+    return filled
 
 
 def parse_url(url: str, schemes: Sequence[str]) -> str:
@@ -275,14 +292,18 @@ def _https_url(value: Any, param: Param) -> str:
 
 
 def _url_list(value: Any, param: Param, address: str) -> str:
-    text = _text(value)
+    return _filled_urls(_text(value), address, param.choices or ("https",))
+
+
+@functools.lru_cache(maxsize=_TEMPLATE_CACHE)
+def _filled_urls(text: str, address: str, schemes: tuple[str, ...]) -> str:
     _no_other_braces(text)
     filled = _fill(text, address, is_host)
     urls = [u.strip() for u in filled.split(",")]
     if not all(urls):
         raise _Bad(f"{_show(text)} is not a comma-separated list of URLs")
     for url in urls:  # unfilled: the template's shape is checked
-        parse_url(url.replace(PLACEHOLDER, SAMPLE_ADDRESS), param.choices or ("https",))
+        parse_url(url.replace(PLACEHOLDER, SAMPLE_ADDRESS), schemes)
     return ",".join(urls)
 
 

@@ -540,35 +540,56 @@ def _unit_blocks(text: str, count: int) -> list[str]:
     return [b.strip("\n") + "\n" for b in blocks[:count]] if len(blocks) >= count else []
 
 
+@dataclass(frozen=True)
+class _Slot:
+    """Where one planned item comes from in the archive (worked out once per plan, not per host)."""
+
+    name: str
+    kind: str
+    member: str  # the item's own member, `i<index>`
+    index: str  # its key in the `rc` and `env` members
+    unit: int  # unit items: the block's position in `systemctl show`'s output
+    path: str  # file items: the file's member, its path without the leading `/`
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(plan: Plan) -> tuple[int, tuple[_Slot, ...]]:
+    units = _units(plan)
+    slots = []
+    for idx, name in enumerate(plan.names):
+        kind, _, value = name.partition(":")
+        slots.append(_Slot(name, kind, f"i{idx}", str(idx), units.index(value) if kind == "unit" else -1,
+                           value.lstrip("/") if kind == "file" else ""))
+    return len(units), tuple(slots)
+
+
 def parse_output(output: str, plan: Plan) -> dict[str, Item]:
     """The probe's items. Never raises on hostile content inside the archive; a missing archive is an error."""
     if not output.strip():
         return {}
     members = _archive(output)
-    units = _units(plan)
+    unit_count, slots = _layout(plan)
     units_member = members.get("units")
-    blocks = _unit_blocks(_text(units_member.data), len(units)) if units_member is not None else []
+    blocks = _unit_blocks(_text(units_member.data), unit_count) if units_member is not None else []
     codes = _exit_codes(members.get("rc"))
     environs = _environ_pids(members.get("env"))
     units_rc = codes.get("units", -1)
     items: dict[str, Item] = {}
-    for idx, name in enumerate(plan.names):
-        kind, _, value = name.partition(":")
-        if kind == "unit":
+    for slot in slots:
+        if slot.kind == "unit":
             if blocks:
-                items[name] = Item(units_rc, blocks[units.index(value)])
+                items[slot.name] = Item(units_rc, blocks[slot.unit])
             continue
-        member = members.get(f"i{idx}")
+        member = members.get(slot.member)
         if member is not None:
-            items[name] = Item(codes.get(str(idx), -1), _text(member.data))
-        elif kind == "procenv" and str(idx) in environs:
-            environ = members.get(f"proc/{environs[str(idx)]}/environ")
+            items[slot.name] = Item(codes.get(slot.index, -1), _text(member.data))
+        elif slot.kind == "procenv" and slot.index in environs:
+            environ = members.get(f"proc/{environs[slot.index]}/environ")
             if environ is not None:
-                items[name] = Item(codes.get(str(idx), -1), _text(environ.data.replace(b"\0", b"\n")))
-        elif kind == "file":
-            host_file = members.get(value.lstrip("/"))
+                items[slot.name] = Item(codes.get(slot.index, -1), _text(environ.data.replace(b"\0", b"\n")))
+        elif slot.kind == "file":
+            host_file = members.get(slot.path)
             text = _file_text(host_file) if host_file is not None else None
             if text is not None:
-                items[name] = Item(0, text)
+                items[slot.name] = Item(0, text)
     return items
-

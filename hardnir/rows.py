@@ -55,6 +55,8 @@ def neutralise_controls(text: str) -> str:
     Why: cells end up in terminals and spreadsheets; raw ESC sequences could rewrite what an auditor sees and
     NUL bytes break many CSV readers. Escapes keep the text readable (``\\x1b[31m``) without being live.
     """
+    if text.isprintable():  # the usual cell: no control character, no surrogate (both are non-printable)
+        return text
     return _CONTROL_RE.sub(_escape_control, _SURROGATE_RE.sub("\ufffd", text))
 
 
@@ -73,7 +75,7 @@ def truncate(text: str, limit: int) -> str:
 
 def clean_message(text: str) -> str:
     """One-line, control-free, capped message: line breaks become spaces, then :func:`truncate`."""
-    one_line = _LINE_BREAK_RE.sub(" ", text).strip()
+    one_line = text.strip() if text.isprintable() else _LINE_BREAK_RE.sub(" ", text).strip()  # breaks: non-printable
     return truncate(neutralise_controls(one_line), MESSAGE_MAX_CHARS)
 
 

@@ -7,16 +7,17 @@ header's checksum, and never raises on hostile bytes: it stops at the first head
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import zlib
+from typing import NamedTuple
 
 BLOCK = 512
 REGULAR, HARDLINK, SYMLINK, DIRECTORY = "file", "hardlink", "symlink", "dir"
 _KINDS = {b"0": REGULAR, b"\0": REGULAR, b"7": REGULAR, b"1": HARDLINK, b"2": SYMLINK, b"5": DIRECTORY}
 
 
-@dataclass(frozen=True)
-class Member:
-    """One archive member; ownership and mode are decoded from its header only when asked for."""
+class Member(NamedTuple):
+    """One archive member; ownership and mode are decoded from its header only when asked for. (A named tuple:
+    a probe archive has some 50 members, and a frozen dataclass's constructor cost more than reading one.)"""
 
     name: str
     kind: str  # file, hardlink, symlink, dir, other
@@ -63,12 +64,18 @@ def _safe_num(field: bytes) -> int:
         return 0
 
 
+def _byte_sum(data: bytes) -> int:
+    """The sum of the bytes of a 512-byte header, in C: Adler-32's first half (started at 0) is the byte sum
+    modulo 65521, exact for 256 bytes (at most 256 * 255 = 65280). `sum(header)` cost 4-8 us per header."""
+    return (zlib.adler32(data[:256], 0) & 0xFFFF) + (zlib.adler32(data[256:], 0) & 0xFFFF)
+
+
 def _checksum_ok(header: bytes) -> bool:
     try:
         stored = _num(header[148:156])
     except ValueError:
         return False
-    return stored == sum(header) - sum(header[148:156]) + 8 * 32
+    return stored == _byte_sum(header) - sum(header[148:156]) + 8 * 32
 
 
 def read(buf: bytes) -> dict[str, Member]:

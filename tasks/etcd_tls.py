@@ -122,7 +122,8 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
     if unit is None:
         return not_applicable(EXPECTED, "no etcd unit is installed and enabled or running")
     env, source = etcd.effective_env(facts, unit)
-    problems = _problems(env)
+    env_problems = _problems(env)
+    problems = list(env_problems)
     network = etcd.reachability(facts)
     for scheme, where, answered, _ in network:
         host = where.rpartition(":")[0]
@@ -132,7 +133,7 @@ def check(facts: Facts, params: Mapping[str, Any]) -> Finding:
             problems.append(f"answered https without a client certificate on {where}")
     loopback_http = [w for s, w, a, _ in network if a and s == "http" and is_loopback_host(w.rpartition(":")[0])]
     configured = etcd.configured_env(facts, unit)
-    pending = source == "running process" and _problems(configured) != _problems(env)
+    pending = source == "running process" and _problems(configured) != env_problems
     evidence = {
         "unit": unit,
         "source": source,
