@@ -55,12 +55,12 @@ class RunOutcome:
     run_dir: Path
     exit_code: int
     notes: list[str] = field(default_factory=list)
-    written: pd.DataFrame | None = field(default=None, repr=False)  # the frame write_run built from these rows
 
     def frame(self) -> pd.DataFrame:
-        from hardnir.frames import to_frame
+        """The run's typed frame as written (redacted), read back from the run directory when asked for."""
+        from hardnir.store import read_run
 
-        df = self.written.copy() if self.written is not None else to_frame(self.rows)
+        df = read_run(self.run_dir)
         df.attrs["run_dir"] = str(self.run_dir)
         df.attrs["exit_code"] = self.exit_code
         return df
@@ -138,7 +138,7 @@ def execute(
     from hardnir.hostdata import validate
     from hardnir.runprep import RUN_LOG, paramiko_to, prepare_run_dir, unknown_scopes
     from hardnir.store import write_run
-    from hardnir.waivers import apply_waivers
+    from hardnir.waivers import waive_rows
 
     book = runbook_named(runbook) if isinstance(runbook, str) else runbook
     selected = select(controls, exclude, severity)
@@ -220,7 +220,7 @@ def execute(
                                      else "no result: the runner lost this host")
             host_rows = ctx.error_rows(host, book.phases, why, time.time())
         rows.extend(host_rows)
-    rows = apply_waivers(rows, loaded_waivers, groups_of, today())
+    waive_rows(rows, loaded_waivers, groups_of, today())  # in place: one copy of the run's rows
     code = EXIT_SCHEDULER_LOST if dask and dask.lost else exit_code(rows, book.judged_phases)
     meta: dict[str, Any] = {
         "run_id": run_id,
@@ -256,11 +256,10 @@ def execute(
         "runner": dask.record() if dask else {"name": "threaded"},
         "exit_code": code,
     }
-    written = write_run(run_dir, rows, meta, secrets=secrets_of(nr),
-                        controls=[control_record(c.meta) for c in selected])
+    write_run(run_dir, rows, meta, secrets=secrets_of(nr), controls=[control_record(c.meta) for c in selected])
     if dask and dask.interrupted:  # Ctrl-C during a Dask run: the finished rows are written, then it stops
         raise KeyboardInterrupt
-    return RunOutcome(rows, meta, run_dir, code, notes, written)
+    return RunOutcome(rows, meta, run_dir, code, notes)
 
 
 def _plugins_used(book: Runbook, selected: Sequence[Control]) -> dict[str, Any]:

@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 import numpy as np
 import pandas as pd
 
-from hardnir.schema import COLUMNS, PHASES, RUNBOOKS, SEVERITIES, STATUSES
+from hardnir.schema import CATEGORIES, COLUMN_KINDS, COLUMNS, RUNBOOKS
+from hardnir.store.columns import columns_of
 
 #: Column added by :func:`hardnir.store.load_runs`: when the row's run started.
 RUN_STARTED_AT: Final[str] = "run_started_at"
 
-STRING_COLUMNS: Final[tuple[str, ...]] = (
-    "run_id",
-    "host",
-    "control",
-    "expected",
-    "observed",
-    "message",
-    "evidence",
-)
+STRING_COLUMNS: Final[tuple[str, ...]] = tuple(c for c, kind in COLUMN_KINDS.items() if kind == "text")
 TIMESTAMP_DTYPE: Final = pd.DatetimeTZDtype(unit="us", tz="UTC")
-PHASE_DTYPE: Final = pd.CategoricalDtype(list(PHASES))
-STATUS_DTYPE: Final = pd.CategoricalDtype(list(STATUSES))
-SEVERITY_DTYPE: Final = pd.CategoricalDtype(list(SEVERITIES), ordered=True)
+
+
+def _category_dtype(column: str) -> pd.CategoricalDtype:
+    """The dtype of a category column of the contract (ordered when its kind says so)."""
+    return pd.CategoricalDtype(list(CATEGORIES[column]), ordered=COLUMN_KINDS[column] == "ordered")
+
+
+PHASE_DTYPE: Final = _category_dtype("phase")
+STATUS_DTYPE: Final = _category_dtype("status")
+SEVERITY_DTYPE: Final = _category_dtype("severity")
 
 
 def _runbook_dtype(values: pd.Series) -> pd.CategoricalDtype:
@@ -88,17 +88,6 @@ def coerce(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(ordered, index=pd.RangeIndex(len(frame)))
 
 
-def _columns_of(rows: Sequence[Mapping[str, object]]) -> list[str]:
-    """Schema columns, then extra keys in order of first appearance; ValueError if a row lacks a column."""
-    extras: dict[str, None] = {}
-    for index, row in enumerate(rows):
-        missing = [col for col in COLUMNS if col not in row]
-        if missing:
-            raise ValueError(f"row {index} lacks columns: {', '.join(missing)}")
-        extras.update((key, None) for key in row if key not in COLUMNS)
-    return [*COLUMNS, *extras]
-
-
 def to_frame(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
     """One DataFrame over ``rows``, built once from column lists, with the contract dtypes.
 
@@ -106,6 +95,6 @@ def to_frame(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
     it.
     """
     materialised = list(rows)
-    columns = _columns_of(materialised)
+    columns = columns_of(materialised)
     data = {col: pd.Series([row.get(col) for row in materialised], dtype=object) for col in columns}
     return coerce(pd.DataFrame(data, columns=columns))

@@ -2,24 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final, Literal
-
-COLUMNS: Final[tuple[str, ...]] = (
-    "run_id",
-    "runbook",
-    "host",
-    "control",
-    "phase",
-    "status",
-    "severity",
-    "changed",
-    "expected",
-    "observed",
-    "message",
-    "evidence",
-    "started_at",
-    "duration_s",
-)
 
 PHASES: Final[tuple[str, ...]] = ("check", "fix", "verify", "rollback")
 SEVERITIES: Final[tuple[str, ...]] = ("low", "medium", "high", "critical")
@@ -30,6 +14,35 @@ STATUSES: Final[tuple[str, ...]] = tuple(
     dict.fromkeys(CHECK_STATUSES + FIX_STATUSES + ROLLBACK_STATUSES)
 )
 RUNBOOKS: Final[tuple[str, ...]] = ("audit", "remediate", "rollback")
+
+#: The one column contract, in column order: each column's kind, from which the pandas dtypes
+#: (:mod:`hardnir.frames`) and the Arrow schema of ``results.parquet`` (:mod:`hardnir.store.arrowfile`) are made.
+#: ``text``: a string; ``category``/``ordered``: one of :data:`CATEGORIES` (ordered: the order ranks them);
+#: ``bool``; ``timestamp``: UTC, microseconds; ``float``.
+COLUMN_KINDS: Final[Mapping[str, str]] = {
+    "run_id": "text",
+    "runbook": "category",
+    "host": "text",
+    "control": "text",
+    "phase": "category",
+    "status": "category",
+    "severity": "ordered",
+    "changed": "bool",
+    "expected": "text",
+    "observed": "text",
+    "message": "text",
+    "evidence": "text",
+    "started_at": "timestamp",
+    "duration_s": "float",
+}
+COLUMNS: Final[tuple[str, ...]] = tuple(COLUMN_KINDS)
+#: The values of each category column; ``runbook`` also takes any other name (a plugin's runbook), sorted after these.
+CATEGORIES: Final[Mapping[str, tuple[str, ...]]] = {
+    "runbook": RUNBOOKS,
+    "phase": PHASES,
+    "status": STATUSES,
+    "severity": SEVERITIES,
+}
 
 EVIDENCE_MAX_CHARS: Final[int] = 4000
 MESSAGE_MAX_CHARS: Final[int] = 500

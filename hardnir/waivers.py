@@ -257,20 +257,36 @@ def waiver_cells(waiver: Waiver | None) -> dict[str, object]:
     }
 
 
-def _waive(row: Mapping[str, object], matches: list[Waiver], today: date) -> dict[str, object]:
-    """A copy of a failing row with the best matching waiver applied (or its expiry noted)."""
-    out = dict(row)
+def _waive(row: dict[str, object], matches: list[Waiver], today: date) -> None:
+    """Apply the best matching waiver to a failing row, in place (or note its expiry)."""
     active = [w for w in matches if not w.expired(today)]
     if active:
         waiver = active[0]
-        out["status"] = "waived"
-        out["message"] = _join(f"waived: {waiver.describe()}", row.get("message"))
+        row["status"] = "waived"
+        row["message"] = _join(f"waived: {waiver.describe()}", row.get("message"))
     else:
         waiver = max((w for w in matches if w.expires is not None), key=lambda w: w.expires or date.min)
         assert waiver.expires is not None
-        out["message"] = _append(row.get("message"), f"waiver expired on {waiver.expires.isoformat()}")
-    out.update(waiver_cells(waiver))
-    return out
+        row["message"] = _append(row.get("message"), f"waiver expired on {waiver.expires.isoformat()}")
+    row.update(waiver_cells(waiver))
+
+
+def waive_rows(
+    rows: list[dict[str, object]],
+    waivers: Sequence[Waiver],
+    host_groups: Mapping[str, Collection[str]],
+    today: date,
+) -> None:
+    """:func:`apply_waivers` in place: no second copy of a run's rows (the API's run keeps only the waived ones)."""
+    empty = waiver_cells(None)
+    for row in rows:
+        if row.get("phase") in WAIVABLE_PHASES and row.get("status") == "fail":
+            host, control = str(row.get("host")), str(row.get("control"))
+            matches = _matching(waivers, control, host, host_groups.get(host, ()))
+            if matches:
+                _waive(row, matches, today)
+                continue
+        row.update(empty)
 
 
 def apply_waivers(
@@ -284,16 +300,10 @@ def apply_waivers(
 
     The first unexpired matching waiver (file order) wins. If only expired waivers match, the row stays ``fail``,
     its waiver columns name the one that expired last and its message ends with ``; waiver expired on <date>``.
-    Rows are copied, never mutated, so the caller keeps the unwaived truth. With no waivers every row simply gets
-    empty waiver columns, so runs with and without a waiver file have the same columns.
+    Rows are copied, never mutated, so the caller keeps the unwaived truth (:func:`waive_rows` changes them in
+    place). With no waivers every row simply gets empty waiver columns, so runs with and without a waiver file
+    have the same columns.
     """
-    result = []
-    for row in rows:
-        if row.get("phase") in WAIVABLE_PHASES and row.get("status") == "fail":
-            host, control = str(row.get("host")), str(row.get("control"))
-            matches = _matching(waivers, control, host, host_groups.get(host, ()))
-            if matches:
-                result.append(_waive(row, matches, today))
-                continue
-        result.append({**row, **waiver_cells(None)})
-    return result
+    copies = [dict(row) for row in rows]
+    waive_rows(copies, waivers, host_groups, today)
+    return copies

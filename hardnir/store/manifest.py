@@ -6,12 +6,14 @@ directly in the run directory are listed (hidden temp files and the manifest its
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
 MANIFEST: Final[str] = "SHA256SUMS"
 
@@ -20,18 +22,26 @@ class ManifestError(ValueError):
     """A run directory has no manifest, or the manifest is malformed (one-line message naming the path)."""
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory and an atomic rename."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file that becomes ``path`` only when the block ends without error (temp file in the same
+    directory, fsync, atomic rename); on error the temp file is removed and ``path`` is untouched."""
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same directory and an atomic rename."""
+    with atomic_file(path) as handle:
+        handle.write(data)
 
 
 def file_digest(path: Path) -> str:

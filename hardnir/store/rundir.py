@@ -14,19 +14,19 @@ Every string written (cells and metadata, recursively) goes through :func:`hardn
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import pandas as pd
+from hardnir.store.columns import RunColumns, run_columns
+from hardnir.store.csvfile import write_csv
+from hardnir.store.manifest import atomic_file, atomic_write, write_manifest
+from hardnir.store.redaction import redact_tree, redactor
 
-from hardnir.frames import coerce, to_frame
-from hardnir.store.csvfile import csv_bytes, read_csv
-from hardnir.store.manifest import atomic_write, write_manifest
-from hardnir.store.redaction import redact_tree, redactor, safe_row
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA_VERSION: Final[int] = 2
 RESULTS_CSV: Final[str] = "results.csv"
@@ -39,11 +39,29 @@ class RunDirError(Exception):
     """A run directory is missing, incomplete or unreadable (one-line message naming the path)."""
 
 
-def _parquet_bytes(frame: pd.DataFrame) -> bytes:
-    """The Parquet export of ``frame``."""
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False, engine="pyarrow")
-    return buffer.getvalue()
+def _typed_frame(columns: RunColumns) -> pd.DataFrame:
+    """The contract frame of columns that are not plain: pandas types them (what :func:`to_frame` does)."""
+    import pandas as pd
+
+    from hardnir.frames import coerce
+
+    data = {name: pd.Series(columns.values[name], dtype=object) for name in columns.names}
+    return coerce(pd.DataFrame(data, columns=columns.names))
+
+
+def _write_results(run_dir: Path, columns: RunColumns) -> None:
+    """``results.parquet`` and ``results.csv``: straight from plain columns with pyarrow and the csv module; through
+    a typed frame when some column is not plain (a plugin's int column, a hand-made row)."""
+    frame = None if columns.plain else _typed_frame(columns)
+    with atomic_file(run_dir / RESULTS_PARQUET) as handle:
+        if frame is None:
+            from hardnir.store.arrowfile import write_parquet
+
+            write_parquet(handle, columns)
+        else:
+            frame.to_parquet(handle, index=False, engine="pyarrow")
+    with atomic_file(run_dir / RESULTS_CSV) as handle:
+        write_csv(handle, columns, frame)
 
 
 def jsonable(value: object) -> object:
@@ -70,32 +88,37 @@ def write_run(
     meta: Mapping[str, object],
     secrets: Iterable[str] = (),
     controls: Sequence[Mapping[str, object]] | None = None,
-) -> pd.DataFrame:
+) -> None:
     """Write the run directory (creating it): Parquet, CSV, ``controls.json`` (when ``controls`` is given),
-    ``run.json``, then ``SHA256SUMS``; return the (redacted) frame written, so callers need not build it again.
+    ``run.json``, then ``SHA256SUMS``. :func:`read_run` gives back the (redacted) typed frame.
 
     Every string cell and metadata value is redacted; cells are also stripped of control characters (a no-op
     for rows from :func:`hardnir.rows.make_row`). ``run.json`` gets ``row_count``, ``columns`` and
-    ``schema_version`` on top of ``meta``.
+    ``schema_version`` on top of ``meta``. The rows are not copied (see :mod:`hardnir.store.columns`), and pandas
+    is not imported for rows made by :func:`hardnir.rows.make_row`.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     pattern = redactor(secrets)
-    frame = to_frame([safe_row(row, pattern) for row in rows])
+    columns = run_columns(rows, pattern)
     document = redact_tree(jsonable(dict(meta)), pattern)
     assert isinstance(document, dict)
-    document.update(row_count=len(frame), columns=list(frame.columns), schema_version=SCHEMA_VERSION)
-    atomic_write(run_dir / RESULTS_PARQUET, _parquet_bytes(frame))
-    atomic_write(run_dir / RESULTS_CSV, csv_bytes(frame))
+    document.update(row_count=len(columns), columns=list(columns.names), schema_version=SCHEMA_VERSION)
+    _write_results(run_dir, columns)
+    del columns
     if controls is not None:
         atomic_write(run_dir / CONTROLS_JSON, _json_bytes(redact_tree(jsonable(list(controls)), pattern)))
     atomic_write(run_dir / RUN_JSON, _json_bytes(document))
     write_manifest(run_dir)
-    return frame
 
 
 def read_run(run_dir: Path) -> pd.DataFrame:
     """The typed result frame of one run: Parquet if present, else the CSV export."""
+    import pandas as pd
+
+    from hardnir.frames import coerce
+    from hardnir.store.csvfile import read_csv
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run directory not found: {run_dir}")

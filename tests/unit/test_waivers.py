@@ -10,7 +10,7 @@ import pytest
 
 from hardnir.results import make_row
 from hardnir.schema import MESSAGE_MAX_CHARS
-from hardnir.waivers import WAIVER_COLUMNS, Waiver, WaiverError, apply_waivers, load_waivers
+from hardnir.waivers import WAIVER_COLUMNS, Waiver, WaiverError, apply_waivers, load_waivers, waive_rows
 
 KNOWN = ["core-docker", "core-wheel", "sshd-socket"]
 TODAY = date(2026, 6, 1)
@@ -264,6 +264,18 @@ def test_does_not_mutate_input() -> None:
     out = apply_waivers(rows, [waiver()], {}, TODAY)
     assert rows == before
     assert all(a is not b for a, b in zip(rows, out, strict=True))
+
+
+def test_waive_rows_changes_the_rows_in_place_as_apply_waivers_would() -> None:
+    rows = [row(), row(status="pass"), row(host="z"), row(phase="fix", status="fixed")]
+    ws = [waiver(), waiver(hosts=("z",), expires=date(2020, 1, 1))]
+    want = apply_waivers(rows, ws, {}, TODAY)
+    originals = list(rows)
+    waive_rows(rows, ws, {}, TODAY)
+    assert rows == want
+    assert all(a is b for a, b in zip(rows, originals, strict=True))
+    assert [r["status"] for r in rows] == ["waived", "pass", "fail", "fixed"]
+    assert str(rows[2]["message"]).endswith("waiver expired on 2020-01-01")
 
 
 def test_messages_stay_capped_and_keep_the_note() -> None:

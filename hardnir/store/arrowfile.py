@@ -1,0 +1,140 @@
+"""``results.parquet`` straight from a run's columns with pyarrow, without pandas.
+
+The Arrow schema is made from the column contract (:data:`hardnir.schema.COLUMN_KINDS`): text as
+``large_string``, category columns as dictionaries of their categories (``severity`` ordered), ``changed`` as
+bool, ``started_at`` as UTC microseconds, ``duration_s`` as double. The file carries the same ``pandas`` metadata
+``DataFrame.to_parquet`` writes, so ``pandas.read_parquet`` gives the contract dtypes as before. Rows are written
+in row groups of :data:`ROW_GROUP_ROWS`, so only one group's Arrow arrays are in memory at a time.
+
+The arrays are made with a string builder and from buffers, not with ``pyarrow.array``: that one imports pandas
+(to ask whether its input is a pandas object), about 50 MB of RSS, which writing a run does not need.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
+from typing import IO, Final
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hardnir.store.columns import RunColumns
+
+ROW_GROUP_ROWS: Final[int] = 65536
+TIMESTAMP: Final = pa.timestamp("us", tz="UTC")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+#: Kind -> (Arrow type, pandas_type, numpy_type) of the ``pandas`` metadata; categories are made per column.
+_SIMPLE: Final[dict[str, tuple[pa.DataType, str, str]]] = {
+    "text": (pa.large_string(), "object", "string"),
+    "bool": (pa.bool_(), "bool", "bool"),
+    "timestamp": (TIMESTAMP, "datetimetz", "datetime64[us]"),
+    "float": (pa.float64(), "float64", "float64"),
+}
+
+
+_TYPECODES: Final[dict[str, str]] = {"int8": "b", "int16": "h", "int32": "i"}
+
+
+def _index_type(categories: tuple[str, ...]) -> pa.DataType:
+    """The smallest signed integer type for the codes of ``categories`` (what pandas uses)."""
+    return pa.int8() if len(categories) < 2**7 else pa.int16() if len(categories) < 2**15 else pa.int32()
+
+
+def _field(name: str, kind: str, categories: tuple[str, ...] | None) -> tuple[pa.Field, dict[str, object]]:
+    """The Arrow field of a column and its entry in the ``pandas`` metadata."""
+    meta: dict[str, object] | None = None
+    if categories is not None:
+        index = _index_type(categories)
+        arrow_type: pa.DataType = pa.dictionary(index, pa.string(), ordered=kind == "ordered")
+        pandas_type, numpy_type = "categorical", str(index)
+        meta = {"num_categories": len(categories), "ordered": kind == "ordered"}
+    else:
+        arrow_type, pandas_type, numpy_type = _SIMPLE[kind]
+        meta = {"timezone": "UTC"} if kind == "timestamp" else None
+    entry: dict[str, object] = {"name": name, "field_name": name, "pandas_type": pandas_type,
+                                "numpy_type": numpy_type, "metadata": meta}
+    return pa.field(name, arrow_type), entry
+
+
+def _pandas_version() -> str:
+    try:
+        return version("pandas")
+    except PackageNotFoundError:  # pragma: no cover - pandas is a dependency
+        return ""
+
+
+def arrow_schema(columns: RunColumns) -> pa.Schema:
+    """The Arrow schema of a run's columns, with the ``pandas`` metadata."""
+    fields, entries = [], []
+    for name in columns.names:
+        kind = columns.kinds[name]
+        made, entry = _field(name, kind, columns.categories.get(name) if kind in ("category", "ordered") else None)
+        fields.append(made)
+        entries.append(entry)
+    pandas_meta = {
+        "index_columns": [], "column_indexes": [], "columns": entries, "attributes": {},
+        "creator": {"library": "pyarrow", "version": pa.__version__}, "pandas_version": _pandas_version(),
+    }
+    return pa.schema(fields, metadata={b"pandas": json.dumps(pandas_meta).encode("utf-8")})
+
+
+def _strings(values: list[object], arrow_type: pa.DataType) -> pa.Array:
+    """Text (None is null) as an Arrow array of ``arrow_type`` (a string type)."""
+    builder = pa.lib.StringBuilder()
+    builder.append_values(values)
+    built: pa.Array = builder.finish()
+    return built if built.type == arrow_type else built.cast(arrow_type)
+
+
+def _fixed(arrow_type: pa.DataType, typecode: str, values: list[float]) -> pa.Array:
+    """Numbers without nulls as an Arrow array of ``arrow_type``, from a buffer of C ``typecode`` values."""
+    return pa.Array.from_buffers(arrow_type, len(values), [None, pa.py_buffer(array.array(typecode, values))])
+
+
+def _bools(values: list[object]) -> pa.Array:
+    """Booleans without nulls as an Arrow bool array (a bitmap, least significant bit first)."""
+    bits = bytearray((len(values) + 7) // 8)
+    for index, value in enumerate(values):
+        if value:
+            bits[index >> 3] |= 1 << (index & 7)
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bytes(bits))])
+
+
+def _micros(value: object) -> int:
+    assert isinstance(value, datetime)
+    return (value - _EPOCH) // _MICROSECOND
+
+
+def _array(field: pa.Field, kind: str, values: list[object], categories: tuple[str, ...] | None) -> pa.Array:
+    """One column of one row group (plain: categories, booleans, timestamps and floats without None)."""
+    if categories is not None:
+        codes = {category: code for code, category in enumerate(categories)}
+        indices = _fixed(field.type.index_type, _TYPECODES[str(field.type.index_type)], [codes[str(v)] for v in values])
+        return pa.DictionaryArray.from_arrays(indices, _strings(list(categories), pa.string()),
+                                              ordered=field.type.ordered)
+    if kind == "bool":
+        return _bools(values)
+    if kind == "timestamp":
+        return _fixed(TIMESTAMP, "q", [_micros(v) for v in values])
+    if kind == "float":
+        return _fixed(pa.float64(), "d", [float(v) for v in values])  # type: ignore[arg-type]  # plain: numbers
+    return _strings(values, field.type)
+
+
+def write_parquet(handle: IO[bytes], columns: RunColumns) -> None:
+    """Write ``columns`` (plain: see :attr:`RunColumns.plain`) to ``handle`` as Parquet (snappy, like pandas)."""
+    schema = arrow_schema(columns)
+    cats = [columns.categories.get(n) if columns.kinds[n] in ("category", "ordered") else None
+            for n in columns.names]
+    with pq.ParquetWriter(handle, schema, compression="snappy") as writer:
+        for start in range(0, max(len(columns), 1), ROW_GROUP_ROWS):
+            stop = start + ROW_GROUP_ROWS
+            arrays = [_array(schema.field(i), columns.kinds[n], columns.values[n][start:stop], cats[i])
+                      for i, n in enumerate(columns.names)]
+            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+
