@@ -36,8 +36,9 @@ def _blocked(tid: int) -> bool:
 @pytest.mark.usefixtures("terminal_sigint")
 def test_ctrl_c_is_noted_not_raised_and_the_handler_is_back_after() -> None:
     with _sigint_deferred() as pressed:
-        os.kill(os.getpid(), signal.SIGINT)  # blocked here: it waits until the block is lifted
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # to this thread, which blocks it: it waits
         assert not pressed.is_set()
+        os.kill(os.getpid(), signal.SIGINT)  # to the process: another thread may take it, the handler notes it
     assert pressed.is_set()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert not signal.pthread_sigmask(signal.SIG_BLOCK, []) & {signal.SIGINT}
