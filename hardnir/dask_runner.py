@@ -308,16 +308,32 @@ def cluster_lock(run_id: str) -> Callable[[str], Any]:
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored while worker processes are spawned (a terminal sends Ctrl-C to the whole process group; the
-    driver cancels the shards and stops the cluster itself, without a traceback from every worker)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+def _sigint_deferred() -> Iterator[threading.Event]:
+    """Ctrl-C noted, not raised, while a LocalCluster starts (the event yielded is set), and kept from its workers.
+
+    A KeyboardInterrupt raised inside `LocalCluster()` would leave a half-started cluster that nothing can close,
+    so the handler only notes the Ctrl-C; the driver stops the run once the call returns (and shuts the cluster
+    down). SIGINT is also blocked in this thread meanwhile: the threads started in the call (Dask's event loop and
+    the threads that spawn the worker processes) inherit the block, and so do the worker processes (a signal mask
+    survives fork and exec), also those a nanny restarts later. So a terminal's Ctrl-C, sent to the whole process
+    group, stays the driver's to handle: it cancels the shards and stops the cluster itself, without a traceback
+    from every worker. On the way out the block is lifted, and a Ctrl-C that waited meanwhile reaches the handler
+    then. Outside the main thread, or with SIGINT ignored (a background job), nothing changes.
+    """
+    pressed = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (signal.SIG_IGN, None):
+        yield pressed
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()  # started later, in the block, it would lift the block in its thread
+    signal.signal(signal.SIGINT, lambda signum, frame: pressed.set())
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        yield
+        yield pressed
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C pending meanwhile runs the handler here
         signal.signal(signal.SIGINT, previous)
 
 
@@ -350,30 +366,37 @@ class DaskRunner:
                                    "scheduler: give it as *_env or *_file, resolved on the worker")
 
     def connect(self) -> None:
-        """Reach the scheduler (a one-line DaskRunError if it cannot be reached), or start a LocalCluster."""
-        distributed = _distributed()
-        if self.address:
-            try:
-                self.client = distributed.Client(self.address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-            except (OSError, TimeoutError, ValueError) as exc:
-                cause = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-                raise DaskRunError(f"cannot reach the Dask scheduler at {self.address}: {cause}"[:300]) from None
-        else:
-            import dask
+        """Reach the scheduler (a one-line DaskRunError if it cannot be reached), or start a LocalCluster.
 
-            # Ctrl-C is the driver's to handle; the workers inherit "ignore"
-            with dask.config.set(LOCAL_CLUSTER_CONFIG), _sigint_ignored():
-                self.cluster = distributed.LocalCluster(
-                    n_workers=self.local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=":0", scheduler_kwargs={"dashboard": False},  # no port 8787 taken or warned
-                    silence_logs=logging.ERROR)
-            try:
-                self.client = distributed.Client(self.cluster, set_as_default=False)
-            except KeyboardInterrupt:  # the cluster is up: shut it down; every host gets an `interrupted` row
-                self.interrupted = True
-                self.close()
-                return
-        self.worker_count = len(self.client.scheduler_info().get("workers", {}))
+        Ctrl-C meanwhile, also while the LocalCluster starts (`_sigint_deferred`), marks the run interrupted and
+        closes what is up: every host then gets an `interrupted` row."""
+        try:
+            self.client = self._remote_client() if self.address else self._local_client()
+            self.worker_count = len(self.client.scheduler_info().get("workers", {}))
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.close()
+
+    def _remote_client(self) -> Any:
+        try:
+            return _distributed().Client(self.address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            cause = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise DaskRunError(f"cannot reach the Dask scheduler at {self.address}: {cause}"[:300]) from None
+
+    def _local_client(self) -> Any:
+        """Start the LocalCluster (`self.cluster`, so that `close` can stop it) and connect to it."""
+        import dask
+
+        distributed = _distributed()
+        with dask.config.set(LOCAL_CLUSTER_CONFIG), _sigint_deferred() as pressed:
+            self.cluster = distributed.LocalCluster(
+                n_workers=self.local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=":0", scheduler_kwargs={"dashboard": False},  # no port 8787 taken or warned
+                silence_logs=logging.ERROR)
+        if pressed.is_set():
+            raise KeyboardInterrupt
+        return distributed.Client(self.cluster, set_as_default=False)
 
     def close(self) -> None:
         """Disconnect; a LocalCluster is shut down, a cluster given by address is left running."""

@@ -13,6 +13,7 @@ cluster with etcd members restarted one at a time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -33,6 +34,7 @@ from hardnir import api
 from hardnir.cli import main
 from hardnir.dask_runner import DaskRunError, topics
 from tests.dask_cluster import Cluster, free_port
+from tests.offline_setup import unreachable_inventory
 
 pytestmark = pytest.mark.timeout(240)  # a bug that hangs a cluster fails its test, not the suite
 
@@ -315,6 +317,53 @@ def test_ctrl_c_before_the_shards_go_out_writes_every_host_and_stops_the_cluster
     assert set(rows["host"]) == {f"sim-{i:05d}" for i in range(1, HOSTS + 1)}
     assert set(rows["status"]) == {"error"}
     assert rows["message"].str.contains("not run: interrupted (Ctrl-C)", regex=False).all()
+
+
+def _spawned_workers(pid: int) -> set[int]:
+    """The processes multiprocessing's spawn started under `pid`: a LocalCluster's worker processes."""
+    found = set()
+    for child in _children(pid):
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.add(child)
+    return found
+
+
+def test_ctrl_c_while_the_local_cluster_starts_writes_every_host_and_stops_it(tmp_path: Path) -> None:
+    """Ctrl-C from a terminal (SIGINT to the whole process group) while the LocalCluster is still starting (its
+    worker process spawned, not yet up): the run stops there, every host written as not run, the cluster shut
+    down, exit 130 with one line and no traceback (from the driver or its worker). The hosts are never reached: the
+    inventory points at a closed loopback port."""
+    inventory = unreachable_inventory(tmp_path / "inv", [f"h{i}" for i in range(1, 6)])
+    cli = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "  # as in the test above
+           "from hardnir.cli import main; sys.exit(main(sys.argv[1:]))")
+    with open(tmp_path / "stderr", "w+") as stderr:
+        proc = subprocess.Popen([sys.executable, "-c", cli, "audit", "-i", str(inventory), "--runner", "dask",
+                                 "--dask-workers", "1", "--out", str(tmp_path / "run")],
+                                stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not (workers := _spawned_workers(proc.pid)) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert workers, "no worker process was spawned"
+        assert not Path(tmp_path / "stderr").read_text(), "the cluster was up already (the progress line is out)"
+        os.killpg(proc.pid, signal.SIGINT)
+        code = proc.wait(120)
+        stderr.seek(0)
+        err = stderr.read()
+    assert code == 130 and err.strip().splitlines()[-1] == "hardnir: interrupted", err
+    assert "Traceback" not in err, err
+    meta = json.loads((tmp_path / "run/run.json").read_text())
+    assert meta["runner"]["interrupted"] is True
+    import pandas as pd
+
+    rows = pd.read_parquet(tmp_path / "run/results.parquet")
+    assert set(rows["host"]) == {f"h{i}" for i in range(1, 6)}
+    assert set(rows["status"]) == {"error"}
+    assert rows["message"].str.contains("not run: interrupted (Ctrl-C)", regex=False).all()
+    deadline = time.monotonic() + 20
+    while [pid for pid in workers if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
 
 
 def test_inline_secret_refused_under_a_remote_scheduler(tmp_path: Path) -> None:
