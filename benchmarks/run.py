@@ -100,7 +100,10 @@ def boot_lab(hosts: int, seed: int, profile: str, inventory: Path) -> Any:
     if profile == "vanilla":
         # Host 1 of every seed is all-vanilla (every control fails); give every host that profile. This replaces
         # the profile draw in this process only; the lab code is unchanged.
-        setattr(lifecycle, "draw_profiles", lambda count, seed: [dict(profiles.VANILLA) for _ in range(count)])  # noqa: B010
+        def all_vanilla(count: int, seed: int, platform: str = "default") -> list[dict[str, str]]:
+            return [dict(profiles.VANILLA) for _ in range(count)]
+
+        setattr(lifecycle, "draw_profiles", all_vanilla)  # noqa: B010
     if inventory.exists():
         shutil.rmtree(inventory)
     return up(hosts=hosts, seed=seed, inventory_dir=inventory)

@@ -31,6 +31,7 @@ import gzip
 import io
 import json
 import random
+import re
 import resource
 import shlex
 import sys
@@ -55,11 +56,20 @@ STATE_FILES = {  # recorded with `hardnir facts` from lab hosts
 }
 HARDENED = HERE / "states/remediated.yaml"
 HOST_KEYS = 8  # distinct host keys, assigned round-robin
+SIM_ADDRESS = "127.0.0.1"  # every simulated host listens here (one port each)
 
 
 def load_state(path: Path) -> dict[str, probe.Item]:
+    """A recorded host's facts, moved to the simulated hosts' address: the recorded host's own address (its
+    `cmd:addresses` item) becomes 127.0.0.1 wherever it appears, so a fix hardnir plans for a simulated host
+    (e.g. sshd on its own address) is judged against facts that name that same address."""
     data = yaml.safe_load(path.read_text())
-    return {name: probe.Item(int(item["rc"]), str(item["text"])) for name, item in data.items()}
+    items = {name: probe.Item(int(item["rc"]), str(item["text"])) for name, item in data.items()}
+    own = re.match(r"\s*([0-9.]+)/", items["cmd:addresses"].text) if "cmd:addresses" in items else None
+    if own is None:
+        return items
+    address = re.compile(rf"(?<![0-9.]){re.escape(own.group(1))}(?![0-9])")
+    return {name: probe.Item(item.rc, address.sub(SIM_ADDRESS, item.text)) for name, item in items.items()}
 
 
 def render(names: tuple[str, ...], items: dict[str, probe.Item]) -> str:
@@ -165,7 +175,7 @@ def write_inventory(workdir: Path, hosts: list[Host], size: int, known_hosts: Pa
     inv.mkdir(parents=True, exist_ok=True)
     lines = ["# Written by benchmarks/simfleet.py"]
     for host in hosts[:size]:
-        lines.append(f"sim-{host.index + 1:05d}:\n  hostname: 127.0.0.1\n  port: {host.port}")
+        lines.append(f"sim-{host.index + 1:05d}:\n  hostname: {SIM_ADDRESS}\n  port: {host.port}")
     (inv / "hosts.yaml").write_text("\n".join(lines) + "\n")
     (inv / "groups.yaml").write_text("{}\n")
     defaults = {
@@ -222,10 +232,10 @@ async def serve(args: argparse.Namespace) -> None:
         if host.fault == "refuse":
             continue
         if host.fault == "hang":
-            await asyncio.start_server(_hang, "127.0.0.1", host.port)
+            await asyncio.start_server(_hang, SIM_ADDRESS, host.port)
         else:
             await asyncssh.listen(
-                "127.0.0.1", host.port, server_host_keys=[host_keys[host.index % HOST_KEYS]],
+                SIM_ADDRESS, host.port, server_host_keys=[host_keys[host.index % HOST_KEYS]],
                 authorized_client_keys=authorized, process_factory=handler_for(host), encoding="utf-8",
                 allow_scp=False, keepalive_interval=0, login_timeout=60,
             )
