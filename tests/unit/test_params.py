@@ -213,3 +213,19 @@ def test_the_reported_injection_never_reaches_a_drop_in(tmp_path: Path) -> None:
     text = str(err.value)
     assert "hosts.yaml: host 'lab-01'" in text and "sshd-socket: sshd_socket.listen" in text
     assert "\n" not in text
+
+
+def test_template_values_are_filled_per_address_and_bad_ones_refused_every_time() -> None:
+    """The template parsers are memoised: a value is still filled with each host's own address, and a bad value
+    is a problem on every host, not only the first."""
+    from hardnir.params import check_value
+
+    urls = Param("endpoints", "url_list", None, "etcd endpoints")
+    listen = Param("listen", "listen_list", None, "listen entries")
+    for address in ("198.19.0.1", "198.19.0.2", "198.19.0.1"):
+        assert check_value(urls, "https://{address}:2379", ("x",), address) == (f"https://{address}:2379", [])
+        assert check_value(listen, ["{address}:22"], ("x",), address) == ([f"{address}:22"], [])
+    for _ in range(2):
+        assert check_value(urls, "http://{address}:2379", ("x",), "198.19.0.1")[1]
+        assert check_value(listen, ["{address}:99999"], ("x",), "198.19.0.1")[1]
+        assert check_value(listen, ["{address}:22", 22], ("x",), "198.19.0.1")[1]  # a number is not text

@@ -101,3 +101,25 @@ def test_parser_survives_framed_noise(parts: list[tuple[str, str]]) -> None:
     text = "\n".join(a + b for a, b in parts)
     with contextlib.suppress(probe.ProbeParseError):
         probe.parse_output(text, PLAN)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text(alphabet="AbZz=_ 9é", max_size=6), st.text(max_size=12),
+                          st.sampled_from(["\n", "\r\n", "\r", "\x0b", "\x1c", "\u2028", "\x85"])), max_size=8))
+def test_unit_properties_read_every_line_splitlines_sees(lines: list[tuple[str, str, str]]) -> None:
+    """The one-regex reading of `systemctl show` output agrees with a line-by-line reading, whatever the breaks."""
+    text = "".join(f"{key}={value}{end}" for key, value, end in lines)
+    expected: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.isalpha() and key.isascii():
+            expected.setdefault(key, []).append(value.strip())
+    assert Facts({"unit:x.service": probe.Item(0, text)}).unit("x.service").props == expected
+
+
+def test_file_facts_are_parsed_once_per_path() -> None:
+    facts = Facts({"file:/etc/a": probe.Item(0, "type=file\nstat=644 root root 3\ncontent=YWJj\n")})
+    first = facts.file("/etc/a")
+    assert first.content == "abc" and first.mode == "644"
+    assert facts.file("/etc/a") is first
+    assert facts.file("/etc/b").kind == "unknown"

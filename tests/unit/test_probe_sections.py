@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hardnir import probe
 from hardnir.facts import Facts
@@ -399,3 +401,17 @@ def test_getent_reads_files_first_databases_as_getent_does(nsswitch: str | None,
             assert items[f"cmd:{key}"] == probe.Item(9, "")  # not in /etc/group: getent runs (here the failing one)
         else:
             assert items[f"cmd:{key}"] == probe.Item(want.returncode, want.stdout), key
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=512, max_size=512))
+def test_ustar_header_sum_is_the_byte_sum(header: bytes) -> None:
+    from hardnir import ustar
+
+    assert ustar._byte_sum(header) == sum(header)
+
+
+def test_ustar_header_sum_at_its_largest() -> None:
+    from hardnir import ustar
+
+    assert ustar._byte_sum(b"\xff" * 512) == 255 * 512  # each half at its largest still below Adler's modulus
