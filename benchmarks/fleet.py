@@ -39,7 +39,6 @@ PYTHON = Path(sys.executable)
 HARDNIR = PYTHON.parent / "hardnir"
 WORK = HERE / ".work" / "fleet"
 RESULTS = HERE / "results"
-CONTROLS_PER_HOST = 8
 TARGETS = {
     "wall_ratio": 1.5,  # hardnir audit wall / floor wall, at 1,000 and 10,000 hosts
     "cpu_ms_per_host": 8.0,
@@ -132,6 +131,11 @@ def status_counts(run_dir: Path) -> dict[str, int]:
     return counts
 
 
+def run_controls(run_dir: Path) -> int:
+    """How many controls the run judged (run.json names them)."""
+    return len(json.loads((run_dir / "run.json").read_text())["controls"])
+
+
 def hosts_with_all_rows(run_dir: Path, phases: int) -> tuple[int, int]:
     """(hosts with every control's row in every phase, hosts in the run)."""
     import csv
@@ -141,7 +145,7 @@ def hosts_with_all_rows(run_dir: Path, phases: int) -> tuple[int, int]:
         for row in csv.DictReader(fh):
             per_host[row["host"]] = per_host.get(row["host"], 0) + 1
     meta = json.loads((run_dir / "run.json").read_text())
-    complete = sum(1 for h in meta["hosts"] if per_host.get(h, 0) == phases * CONTROLS_PER_HOST)
+    complete = sum(1 for h in meta["hosts"] if per_host.get(h, 0) == phases * run_controls(run_dir))
     return complete, len(meta["hosts"])
 
 
@@ -354,9 +358,10 @@ def main(argv: list[str] | None = None) -> int:
                              extra=["--refuse", "0.01", "--hang", "0.01", "--drop", "0.01", "--slow", "0.01",
                                     "--slow-seconds", "3"]) as faulty:
             m = run_hardnir(faulty, 1000, 0, workers)
-            complete, total = hosts_with_all_rows(faulty / f"run-audit-1000-0-{workers}", 1)
+            run_dir = faulty / f"run-audit-1000-0-{workers}"
+            complete, total = hosts_with_all_rows(run_dir, 1)
             errors = sum(v for k, v in (m.extra.get("statuses") or {}).items() if k.endswith(":error"))
-            summary["faults"] = {"hosts": total, "complete": complete, "errors": errors // CONTROLS_PER_HOST,
+            summary["faults"] = {"hosts": total, "complete": complete, "errors": errors // run_controls(run_dir),
                                  "wall_s": m.wall_s, "rc": m.rc}
             log(f"faults: {summary['faults']}")
     return finish(summary, [s for s in sizes if s >= 1000] or sizes, runs, out)
