@@ -240,7 +240,6 @@ def _open_once(
     _without_handshake_timer(transport)
     remaining = max(0.1, deadline - time.monotonic())
     transport.banner_timeout = remaining
-    transport.handshake_timeout = remaining
     transport.auth_timeout = remaining
     preferred = verifier.preferred_type(name)
     if preferred:
@@ -281,9 +280,9 @@ def _no_handshake_timer(timeout: float) -> None:
 
 def _without_handshake_timer(transport: paramiko.Transport) -> None:
     """paramiko times every key exchange with a `threading.Timer`: one more thread started and cancelled per host
-    (0.26 ms of CPU each, measured). Our own deadlines already bound those waits (the connect watchdog below, then
-    each command's watchdog, which also covers a re-key during a command): both close the transport, which ends
-    the key exchange."""
+    (0.26 ms of CPU each, measured), and reads `handshake_timeout` only there, so hardnir does not set it. Our own
+    deadlines already bound those waits (the connect watchdog in `_open_once`, then each command's watchdog, which
+    also covers a re-key during a command): both close the transport, which ends the key exchange."""
     transport.packetizer.start_handshake = _no_handshake_timer  # type: ignore[method-assign]
 
 
