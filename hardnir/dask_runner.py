@@ -190,7 +190,9 @@ def run_records(task: Any, run_id: str) -> list[str]:
     from hardnir.fixes import STATE_ROOT
     from hardnir.nornir_tasks import connection
 
-    listing = connection(task).run(f"ls -1 {shlex.quote(f'{STATE_ROOT}/{run_id}')} 2>/dev/null; true")
+    listing = connection(task).run(f"ls -1 {shlex.quote(f'{STATE_ROOT}/{run_id}')} 2>/dev/null; true", sudo=True)
+    if listing.exit_status != 0:  # as root, like the fixes: a login user may not read it; sudo itself failed
+        raise RuntimeError(f"exit {listing.exit_status}: {listing.stderr.strip()[:200]}")
     return sorted(set(listing.stdout.split()))
 
 
