@@ -6,9 +6,10 @@ groups they belong to and the defaults (as validated), the options, the run id, 
 that apply to its hosts. No Nornir or paramiko object and no connection travels. The worker builds its own Nornir
 from that data and runs the same runbook task with the threaded runner; each host's rows (plain dicts) go to the
 driver in events, batched (at most 0.5 s or 50 hosts after a host is done). A shard whose worker died runs once
-more, for its hosts without rows; a shard that fails twice, fails, runs past its time limit or is cut off by a
-lost scheduler or Ctrl-C gives `error` rows (naming the shard, its workers and the cause) for its hosts without
-rows, so no host is ever lost and the driver never waits forever.
+more, for its hosts without rows (under remediate, a host the lost attempt had started to fix is not fixed again:
+`rerun_host`); a shard that fails twice, fails, runs past its time limit or is cut off by a lost scheduler or
+Ctrl-C gives `error` rows (naming the shard, its workers and the cause) for its hosts without rows, so no host is
+ever lost and the driver never waits forever.
 
 Without a scheduler address a `LocalCluster` (one worker process per core or `--dask-workers`, one shard at a time
 per worker, each shard with `--workers` parallel hosts) is started on 127.0.0.1 and closed at the end. With an
@@ -26,6 +27,7 @@ import contextlib
 import logging
 import math
 import os
+import shlex
 import signal
 import threading
 import time
@@ -56,6 +58,10 @@ TRUNCATE_S = 5.0  # how often the driver empties the scheduler's log of row even
 LOST_AFTER_S = 20.0  # a scheduler unreachable this long (the client retries meanwhile) is lost
 SHARD_SETUP_S = 60.0  # allowance for a worker to start a shard (imports, Nornir) within its time limit
 INTERRUPTED = "interrupted (Ctrl-C) before this host finished"
+READ_ONLY_RUNBOOKS = ("audit",)  # a lost attempt of any other runbook may have changed hosts (unless a dry run)
+GUARDED_RUNBOOK = "remediate"  # its fixes leave a record on the host before they change it (hardnir.fixes)
+MAY_HAVE_CHANGED = "`hardnir rollback --run` undoes what this run recorded on the host"
+RERUN_NOTE = "re-run after a worker died"  # starts the message of the rows of a host a shard's retry ran again
 PROFILE_SETTING = "distributed.worker.profile.enabled"
 # A LocalCluster runs SSH work, not data work: Dask's periodic machinery, tuned for data work, cost about as much
 # CPU as the hosts' own rows (see benchmarks/README.md, "Dask runner"). The nanny passes this to its worker.
@@ -162,6 +168,66 @@ def _earlier_deaths(client: Any, key: str) -> int:
         lambda dask_scheduler, key=key: getattr(dask_scheduler.tasks.get(key), "suspicious", 0)))
 
 
+def _attempt_workers(client: Any, index: int, shards_topic: str) -> list[str]:
+    """The workers that started this shard before (from the scheduler's log of shard starts)."""
+    return [str(msg[2]) for _, msg in client.get_events(shards_topic) if msg[0] == "start" and msg[1] == index]
+
+
+def changes_hosts(runbook: str, dry_run: bool) -> bool:
+    """Whether an attempt of this run that was cut off may have changed its hosts already."""
+    return runbook not in READ_ONLY_RUNBOOKS and not dry_run
+
+
+def rerun_note(index: int, workers: Sequence[str]) -> str:
+    """What the rows of a host run again after its shard's worker died say first."""
+    died = ", ".join(workers) or "a worker that never reported its start"
+    return f"{RERUN_NOTE} (shard {index} on {died})"
+
+
+def run_records(task: Any, run_id: str) -> list[str]:
+    """The controls this run has a record of on the host: the apply script of a fix writes its record (the rollback
+    script and the backups, under STATE_ROOT/<run>/<control>) before it changes anything (`hardnir.fixes`)."""
+    from hardnir.fixes import STATE_ROOT
+    from hardnir.nornir_tasks import connection
+
+    listing = connection(task).run(f"ls -1 {shlex.quote(f'{STATE_ROOT}/{run_id}')} 2>/dev/null; true", sudo=True)
+    if listing.exit_status != 0:  # as root, like the fixes: a login user may not read it; sudo itself failed
+        raise RuntimeError(f"exit {listing.exit_status}: {listing.stderr.strip()[:200]}")
+    return sorted(set(listing.stdout.split()))
+
+
+def rerun_host(task: Any, book: Any, ctx: Any, note: str, **kwargs: Any) -> Any:
+    """A host of a remediate shard whose worker died, run again: as usual when this run changed nothing on it yet
+    (no record of the run on the host). Else it is not run again: a second fix would overwrite the first one's
+    backups, the pre-state `hardnir rollback` restores, and the lost attempt's rows are gone; it gets `error` rows
+    that say which controls were being changed."""
+    from nornir.core.task import Result
+
+    from hardnir.run_context import finish_host
+
+    started = time.time()
+    try:
+        records = run_records(task, ctx.run_id)
+    except Exception as exc:  # cannot connect, or the command failed: the host task would fail the same way
+        cause = f"{exc.__class__.__name__}: {exc}".strip().splitlines()[0]
+        why = f"could not look for this run's record on the host ({cause}), so it is not fixed"
+    else:
+        if not records:
+            return book.host_task(task, ctx=ctx, **kwargs)
+        why = (f"the lost attempt had started to fix it ({', '.join(records)}), so it is not fixed again "
+               "(`hardnir audit` shows where it stands)")
+    rows = ctx.error_rows(task.host.name, book.phases, f"{note}: {why}; {MAY_HAVE_CHANGED}"[:500], started)
+    finish_host(task, ctx, rows)
+    return Result(host=task.host, result=rows, failed=True)
+
+
+def noted(rows: Sequence[Mapping[str, Any]], note: str) -> Sequence[Mapping[str, Any]]:
+    """The rows with `note` before each message (the same rows when there is no note)."""
+    if not note:
+        return rows
+    return [{**r, "message": f"{note}; {r['message']}" if r.get("message") else note} for r in rows]
+
+
 def _hosts_with_rows(client: Any, index: int, done_topic: str) -> set[str]:
     return {str(host) for _, msg in client.get_events(done_topic) if msg[0] == index for host in msg[1]}
 
@@ -181,15 +247,16 @@ class HostBatches:
     """A worker's finished hosts, sent to the driver in batches: when BATCH_HOSTS wait, BATCH_S after the first
     of a batch finished, and at the end of the shard. One event carries the rows, one the host names."""
 
-    def __init__(self, worker: Any, index: int, done_topic: str, rows_topic: str) -> None:
+    def __init__(self, worker: Any, index: int, done_topic: str, rows_topic: str, note: str = "") -> None:
         self.worker, self.index, self.done_topic, self.rows_topic = worker, index, done_topic, rows_topic
+        self.note = note  # put before each row's message (a re-run host: `rerun_note`)
         self.waiting: list[tuple[str, list[dict[str, Any]]]] = []
         self.lock = threading.Lock()
         self.timer: threading.Timer | None = None
 
     def add(self, host: str, rows: list[dict[str, Any]]) -> None:
         with self.lock:
-            self.waiting.append((host, encode_rows(rows)))
+            self.waiting.append((host, encode_rows(noted(rows, self.note))))
             full = len(self.waiting) >= BATCH_HOSTS
             if not full and self.timer is None:
                 self.timer = threading.Timer(BATCH_S, self.flush)
@@ -214,8 +281,9 @@ def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
 
     Each host's rows leave the worker soon after the host is done (batched: `HostBatches`), so a worker that dies
     loses no host finished more than BATCH_S before. A retried shard (its worker died) runs only the hosts without
-    rows yet: a half-seen host is run again from its check (remediate re-checks before it fixes, and fixes are
-    idempotent).
+    rows yet, from their check. Under remediate each first gets a look for this run's record on the host
+    (`rerun_host`): a host the lost attempt had started to fix is not fixed again; under other runbooks that change
+    hosts the rows say they come from a re-run.
     Outside a worker (no Dask) the rows come back in the result instead.
     """
     from hardnir.control import catalogue
@@ -233,6 +301,7 @@ def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
     index = int(payload["shard"])
     shards_topic, done_topic, rows_topic = topics(payload["run_id"])
     hosts = dict(payload["hosts"])
+    rerun = ""  # on a retry that may find hosts changed by the lost attempt: `rerun_note`
     if current is not None:
         from distributed import get_client
 
@@ -243,10 +312,17 @@ def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
         if deaths:  # a retry: only the hosts whose rows did not reach the driver
             done = _hosts_with_rows(client, index, done_topic)
             hosts = {name: entry for name, entry in hosts.items() if name not in done}
+            if changes_hosts(payload["runbook"], payload["dry_run"]):
+                rerun = rerun_note(index, _attempt_workers(client, index, shards_topic))
         stop_profiler(current)
         current.log_event(shards_topic, ["start", index, worker])
 
-    batches = HostBatches(current, index, done_topic, rows_topic) if current is not None else None
+    book = runbook_named(payload["runbook"])
+    task, kwargs = book.host_task, {"target_run": payload["target_run"]} if book.undoes else {}
+    if rerun and book.name == GUARDED_RUNBOOK:
+        task, kwargs = rerun_host, {**kwargs, "book": book, "note": rerun}
+    note = f"{rerun}; {MAY_HAVE_CHANGED}" if rerun and book.name != GUARDED_RUNBOOK else ""
+    batches = HostBatches(current, index, done_topic, rows_topic, note) if current is not None else None
 
     known = catalogue()
     waived: Mapping[str, Mapping[str, str]] = payload["waived"]
@@ -261,11 +337,10 @@ def run_shard(payload: Mapping[str, Any]) -> dict[str, Any]:
     )
     if current is not None:  # serial controls take one lock per key across all workers (only fixes take it)
         ctx.serial_lock = cluster_lock(payload["run_id"])
-    book = runbook_named(payload["runbook"])
     if hosts:
         nr = nornir_from(hosts, payload["groups"], payload["defaults"], payload["workers"])
         try:
-            nr.run(task=book.host_task, ctx=ctx, **({"target_run": payload["target_run"]} if book.undoes else {}))
+            nr.run(task=task, ctx=ctx, **kwargs)
         finally:
             if batches:
                 batches.flush()
@@ -578,7 +653,9 @@ class DaskRunner:
         """`error` rows for the shard's hosts that have none, naming the shard, its worker(s) and the cause."""
         record = self.shards[shard.index]
         workers = ", ".join(record["workers"]) or "no worker (not started)"
-        message = f"shard {shard.index} on {workers}: {what}"[:400]
+        message = f"shard {shard.index} on {workers}: {what}"[:300]
+        if record["workers"] and changes_hosts(ctx.runbook, ctx.dry_run):  # it ran: it may have changed hosts
+            message += f"; this host may have been changed: {MAY_HAVE_CHANGED}"
         now = time.time()
         for host in shard.hosts:
             self._record(ctx, host, ctx.error_rows(host, phases, message, now))
