@@ -47,9 +47,11 @@ def after_run(args: argparse.Namespace, run_dir: Path, notes: list[str], exit_co
     from hardnir.reporters.jsondoc import render_json
     from hardnir.reporters.model import load_report
     from hardnir.reporters.output import write_reports
+    from hardnir.reporters.reading import columns_read
     from hardnir.reporters.terminal import one_line_summary, render_table
 
-    report = load_report(run_dir)
+    shown = "json" if args.format == "json" else "summary" if args.quiet else "table"
+    report = load_report(run_dir, columns_read([shown, *(parse_spec(spec)[0] for spec in args.report)]))
     written = write_reports(args.report, run_dir, report)
     if args.format == "json":
         sys.stdout.write(render_json(report))
@@ -77,9 +79,10 @@ def report_command(args: argparse.Namespace) -> int:
         return _drift(paths)
     from hardnir.reporters.model import load_report
     from hardnir.reporters.output import render
+    from hardnir.reporters.reading import columns_read
     from hardnir.store.manifest import atomic_write
 
-    text = render(args.format, load_report(paths[0]))
+    text = render(args.format, load_report(paths[0], columns_read([args.format])))
     text = text if text.endswith("\n") else text + "\n"
     if args.output:
         target = Path(args.output)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from hardnir.analysis.auditing import final_rows
+from hardnir.reporters.reading import read_columns
 from hardnir.schema import SEVERITIES
 from hardnir.store import read_controls, read_meta, read_run
 
@@ -92,10 +93,14 @@ def _controls_of(run_dir: Path, ids: set[str]) -> dict[str, dict[str, object]]:
     return records
 
 
-def load_report(run_dir: Path) -> RunReport:
-    """A :class:`RunReport` from a run directory (``controls.json`` if present, else the catalogue)."""
+def load_report(run_dir: Path, columns: Collection[str] | None = None) -> RunReport:
+    """A :class:`RunReport` from a run directory (``controls.json`` if present, else the catalogue).
+
+    With ``columns`` (see :func:`hardnir.reporters.reading.columns_read`), its frame holds only those of the run's
+    columns, the only ones read from disk: enough for the outputs that read no more.
+    """
     run_dir = Path(run_dir)
-    frame = read_run(run_dir)
+    frame = read_run(run_dir) if columns is None else read_columns(run_dir, columns)
     meta = read_meta(run_dir)
     return RunReport(frame, meta, _controls_of(run_dir, {str(c) for c in frame["control"].unique()}), run_dir)
 

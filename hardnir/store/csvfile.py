@@ -1,9 +1,11 @@
 """The ``results.csv`` format: UTF-8, header = columns in order, ISO 8601 UTC timestamps, ``true``/``false``,
 and formula neutralisation (a cell a spreadsheet would run gets a leading ``'``).
 
-:func:`write_csv` streams a run's columns to a file with the :mod:`csv` module (the dialect ``DataFrame.to_csv``
-used: minimal quoting, ``\n`` line ends), a row at a time; pandas is imported only for columns that are not plain
-(:attr:`hardnir.store.columns.RunColumns.plain`) and to read a CSV back.
+One function formats every cell, :func:`format_cells`, from cells already of their column's kind. :func:`write_csv`
+streams a run's columns to a file with the :mod:`csv` module (the dialect ``DataFrame.to_csv`` used: minimal
+quoting, ``\n`` line ends), a row at a time, from the plain columns (no pandas) or, for rows that are not plain,
+from the typed frame pandas made of them; :func:`csv_column` formats a column of any typed frame the same way.
+pandas is also imported to read a CSV back.
 """
 
 from __future__ import annotations
@@ -44,36 +46,18 @@ def restore_formula(text: str) -> str:
     return text[1:] if _QUOTED_RE.match(text) else text
 
 
-def _is_text(series: pd.Series) -> bool:
-    """Whether a column holds text (string, categorical or object)."""
-    import pandas as pd
-
-    return isinstance(series.dtype, pd.StringDtype | pd.CategoricalDtype) or series.dtype == object
-
-
-def csv_column(series: pd.Series) -> pd.Series:
-    """Text form of one column for the CSV export (timestamps ISO UTC, booleans true/false, formulas neutralised)."""
-    import pandas as pd
-
-    if str(series.dtype).startswith("datetime64"):
-        stamps: pd.Series = series.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").astype(object)
-        return stamps.where(series.notna(), "")
-    if series.dtype == bool or isinstance(series.dtype, pd.BooleanDtype):
-        return series.map({True: "true", False: "false"}).astype(object).where(series.notna(), "")
-    if _is_text(series):
-        text = series.astype(object).where(series.notna(), "")
-        return text.map(lambda v: neutralise_formula(str(v)))
-    return series.astype(object).where(series.notna(), "")
-
-
 def _stamp(value: object) -> str:
-    """A UTC timestamp as ``%Y-%m-%dT%H:%M:%S.%fZ`` with a four-digit year (as pandas writes it)."""
+    """A timestamp as ``%Y-%m-%dT%H:%M:%S.%fZ`` in UTC with a four-digit year (naive means UTC; finer than
+    microseconds is cut, as ``strftime`` cuts it)."""
     assert isinstance(value, datetime)
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if value.utcoffset() is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return datetime.isoformat(value, timespec="microseconds") + "Z"
 
 
-def plain_cells(kind: str, values: Iterable[object]) -> Iterator[str]:
-    """The CSV text of a plain column of ``kind``: what :func:`csv_column` gives for its typed form."""
+def format_cells(kind: str, values: Iterable[object]) -> Iterator[str]:
+    """The CSV text of the cells of a column of ``kind`` (a kind of :data:`hardnir.schema.COLUMN_KINDS`, or
+    ``number`` for an extra column pandas typed as a number), each already of its kind's type: None is missing."""
     for value in values:
         if value is None:
             yield ""
@@ -83,17 +67,46 @@ def plain_cells(kind: str, values: Iterable[object]) -> Iterator[str]:
             yield _stamp(value)
         elif kind == "float":
             yield repr(float(value))  # type: ignore[arg-type]
+        elif kind == "number":
+            yield str(value)
         else:
             yield neutralise_formula(str(value))
 
 
+def _kind_of(series: pd.Series) -> str:
+    """The :func:`format_cells` kind of a typed column, from its dtype."""
+    import pandas as pd
+
+    if str(series.dtype).startswith("datetime64"):
+        return "timestamp"
+    if series.dtype == bool or isinstance(series.dtype, pd.BooleanDtype):
+        return "bool"
+    if isinstance(series.dtype, pd.StringDtype | pd.CategoricalDtype) or series.dtype == object:
+        return "text"
+    return "number"
+
+
+def _cells_of(series: pd.Series) -> list[object]:
+    """The cells of a typed column as Python values, None where missing."""
+    return [None if missing else value for value, missing in zip(series.astype(object), series.isna(), strict=True)]
+
+
+def csv_column(series: pd.Series) -> pd.Series:
+    """Text form of one typed column for the CSV export (:func:`format_cells` of its cells)."""
+    import pandas as pd
+
+    text = list(format_cells(_kind_of(series), _cells_of(series)))
+    return pd.Series(text, index=series.index, name=series.name, dtype=object)
+
+
 def write_csv(handle: IO[bytes], columns: RunColumns, frame: pd.DataFrame | None = None) -> None:
-    """Stream the CSV export to ``handle``: from the plain ``columns``, or from ``frame`` (their typed form, for
-    columns that are not plain)."""
+    """Stream the CSV export to ``handle``, a row at a time, every cell through :func:`format_cells`: the plain
+    ``columns`` as they are; when they are not plain, ``frame`` is their typed form (what pandas made of them) and
+    gives the cells and their kinds."""
     if frame is not None:
-        cells: list[Iterable[object]] = [csv_column(frame[name]) for name in columns.names]
+        cells = [format_cells(_kind_of(frame[name]), _cells_of(frame[name])) for name in columns.names]
     else:
-        cells = [plain_cells(columns.kinds[name], columns.values[name]) for name in columns.names]
+        cells = [format_cells(columns.kinds[name], columns.values[name]) for name in columns.names]
     text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
     try:
         writer = csv.writer(text, lineterminator="\n")

@@ -1,8 +1,8 @@
 """The run directory's writer (pyarrow and the csv module, no pandas) against the pandas writer it replaced.
 
-The reference below is the old writer: ``to_frame`` of the redacted rows, ``DataFrame.to_parquet`` and
-``csv_column`` + ``DataFrame.to_csv``. The CSV must be byte-identical, and ``pandas.read_parquet`` and
-``read_run`` must give the same frames.
+The reference below is the old writer: ``to_frame`` of the redacted rows, ``DataFrame.to_parquet`` and the old
+pandas cell formatter ``csv_column`` (kept here) + ``DataFrame.to_csv``. The CSV must be byte-identical, and
+``pandas.read_parquet`` and ``read_run`` must give the same frames.
 """
 
 from __future__ import annotations
@@ -23,14 +23,28 @@ from hypothesis import strategies as st
 
 from hardnir.frames import to_frame
 from hardnir.rows import make_row
-from hardnir.store import RESULTS_CSV, RESULTS_PARQUET, arrowfile, read_run, write_run
+from hardnir.store import RESULTS_CSV, RESULTS_PARQUET, arrowfile, csvfile, read_run, write_run
 from hardnir.store.columns import run_columns
-from hardnir.store.csvfile import csv_column
+from hardnir.store.csvfile import neutralise_formula
 from hardnir.store.redaction import redactor, safe_row
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 HOSTILE = ["=1+2", "+cmd", "-x", "@SUM(A1)", "\tx", "\rx", "\uff1dx", "'=x", "a,b", 'say "hi"', "two\nlines",
            "cr\r\nlf", "ünïcødé ✓ 日本", "", " lead", "trail ", "\x1b[31mred\x00", '"', ",", "secret-pw inside"]
+
+
+def csv_column(series: pd.Series) -> pd.Series:
+    """The old pandas formatter of one typed column (the reference): timestamps ISO UTC, booleans true/false,
+    formulas neutralised, empty for missing."""
+    if str(series.dtype).startswith("datetime64"):
+        stamps: pd.Series = series.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").astype(object)
+        return stamps.where(series.notna(), "")
+    if series.dtype == bool or isinstance(series.dtype, pd.BooleanDtype):
+        return series.map({True: "true", False: "false"}).astype(object).where(series.notna(), "")
+    if isinstance(series.dtype, pd.StringDtype | pd.CategoricalDtype) or series.dtype == object:
+        text = series.astype(object).where(series.notna(), "")
+        return text.map(lambda v: neutralise_formula(str(v)))
+    return series.astype(object).where(series.notna(), "")
 
 
 def row(**overrides: object) -> dict[str, object]:
@@ -135,3 +149,40 @@ def test_random_cells(cells: list[tuple[str, str, str, str | None, float]]) -> N
 def test_timestamps_keep_four_digit_years(tmp_path: Path, stamp: datetime) -> None:
     assert_same_files(tmp_path, [row(started_at=stamp)])
     assert io.StringIO((tmp_path / "new" / RESULTS_CSV).read_text()).read().count(f"{stamp.year:04d}-") == 1
+
+
+def test_more_rows_that_are_not_plain(tmp_path: Path) -> None:
+    rows = [row(score=1.5, ok=True, count=3), row(score=None, ok=None, count=None),
+            {**row(), "started_at": "2026-03-01T12:00:00.123456789Z", "duration_s": 2},
+            {**row(), "started_at": "2026-03-01T14:00:00+02:00"}, {**row(), "started_at": "2026-03-01 12:00"}]
+    assert not run_columns(rows, None).plain
+    assert_same_files(tmp_path, rows)
+
+
+@pytest.mark.parametrize("bad", [{"started_at": "not a time"}, {"status": "sideways"}, {"changed": "false"}])
+def test_bad_cells_fail_as_the_typed_frame_fails(tmp_path: Path, bad: dict[str, object]) -> None:
+    rows = [{**row(), **bad}]
+    with pytest.raises(ValueError) as typed:
+        to_frame(rows)
+    with pytest.raises(ValueError) as written:
+        write_run(tmp_path, rows, {})
+    assert str(written.value) == str(typed.value)
+
+
+def test_csv_column_formats_any_typed_column_as_the_pandas_formatter_did() -> None:
+    stamps = ["2026-03-01T12:00:00.123456789Z", None, "1999-12-31T23:59:59Z"]
+    frame = pd.DataFrame({
+        "aware_ns": pd.to_datetime(pd.Series(stamps), utc=True, format="ISO8601"),
+        "naive": pd.to_datetime(pd.Series(["2026-03-01T12:00:00.5", None, "2026-03-02"]), format="ISO8601"),
+        "ints": pd.Series([1, None, -7], dtype="Int64"),
+        "bools": pd.Series([True, None, False], dtype="boolean"),
+        "plain_bools": [True, False, True],
+        "floats": [0.1, float("nan"), 1e20],
+        "category": pd.Series(["=x", None, "b"], dtype="category"),
+        "text": pd.Series(["-1", None, "ok"], dtype="string"),
+        "objects": ["@a", None, 3],
+    }, index=[5, 6, 7])
+    for name in frame.columns:  # the old formatter left numbers for to_csv to write
+        new, old = (pd.DataFrame({name: f(frame[name])}).to_csv(lineterminator="\n") for f in (csvfile.csv_column,
+                                                                                              csv_column))
+        assert new == old
