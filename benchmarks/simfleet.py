@@ -8,7 +8,8 @@ Each host is a real SSH server (asyncssh: key exchange, host key, public-key aut
 - hardnir's probe with the recorded facts of a real lab host (several states: the facts fixtures recorded from the
   lab, assigned round-robin), rendered in the probe's wire format for exactly the items the script asks for;
 - a fix script (`hardnir remediate`) with success, after which the host answers the probe with the recorded facts of a
-  remediated lab host, until a rollback command puts it back;
+  remediated lab host of its platform (`states/remediated-<os>.yaml`) until every fix applied is rolled back; a
+  rollback command answers `restored` for a fix this host applied (by its state directory), `none` otherwise;
 - anything else with exit status 0 and no output.
 
 Faults, each a share of the hosts (deterministic for a seed): `--refuse` (nothing listens: connection refused),
@@ -17,8 +18,8 @@ Faults, each a share of the hosts (deterministic for a seed): `--refuse` (nothin
 
 It writes into DIR: `client_key` (the client's private key), `known_hosts` (every host key, one line per host),
 `hosts.json` (name, port, state, fault per host) and `inventory-N/` (a SimpleInventory of the first N hosts, on
-request with `--inventory-sizes`). It prints `READY <n listeners>` on stdout once every port listens, then serves
-until killed.
+request with `--inventory-sizes`; it carries the lab inventory's TLS inputs, so that remediate plans the TLS
+fixes). It prints `READY <n listeners>` on stdout once every port listens, then serves until killed.
 """
 
 from __future__ import annotations
@@ -48,15 +49,26 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from hardnir import probe  # noqa: E402  (the wire format and the plan comment; nothing of the client)
+from hardnir.lab.inventory import ETCD_TLS  # noqa: E402  (the TLS inputs the lab's inventory gives its hosts)
 
-STATE_FILES = {  # recorded with `hardnir facts` from lab hosts
-    "coreos-vanilla": REPO / "tests/fixtures/facts/coreos-vanilla.yaml",
-    "coreos-restricted-no-fleet": REPO / "tests/fixtures/facts/coreos-restricted-no-fleet.yaml",
-    "flatcar-etcd-tls": REPO / "tests/fixtures/facts/flatcar-etcd-tls.yaml",
-}
-HARDENED = HERE / "states/remediated.yaml"
+FIXTURES = REPO / "tests/fixtures/facts"
+# The states hosts start in, round-robin: facts recorded with `hardnir facts` from lab hosts; a state's name
+# starts with its platform, whose remediated state (`states/remediated-<os>.yaml`) a fixed host answers with.
+STATES = ("coreos-vanilla", "coreos-restricted-no-fleet", "flatcar-etcd-tls", "fcos-vanilla")
 HOST_KEYS = 8  # distinct host keys, assigned round-robin
 SIM_ADDRESS = "127.0.0.1"  # every simulated host listens here (one port each)
+
+
+def state_path(state: str) -> Path:
+    return FIXTURES / f"{state}.yaml"
+
+
+def remediated_path(os_name: str) -> Path:
+    return HERE / "states" / f"remediated-{os_name}.yaml"
+
+
+def platform_of(state: str) -> str:
+    return state.split("-", 1)[0]
 
 
 def load_state(path: Path) -> dict[str, probe.Item]:
@@ -108,21 +120,24 @@ def script_of(command: str) -> str:
     return argv[argv.index("-c") + 1] if "-c" in argv[:-1] else command
 
 
+def state_dir(script: str) -> str:
+    """The fix's state directory on the host: the `R=` assignment that fix and rollback scripts start with."""
+    found = re.search(r"^R=([^;\n]+)", script, re.M)
+    return found.group(1) if found else ""
+
+
 @dataclass
 class Host:
     index: int
     port: int
     state: str
     fault: str = ""
-    fixed: bool = False
-    cache: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict)
+    applied: set[str] = field(default_factory=set)  # state directories of the fixes applied, not rolled back
 
 
 class Fleet:
-    def __init__(self, states: dict[str, dict[str, probe.Item]], hardened: dict[str, probe.Item] | None,
-                 slow_seconds: float) -> None:
-        self.states = states
-        self.hardened = hardened
+    def __init__(self, states: dict[str, dict[str, probe.Item]], slow_seconds: float) -> None:
+        self.states = states  # the starting states, and "remediated-<os>" for each platform
         self.slow_seconds = slow_seconds
         self.rendered: dict[tuple[str, tuple[str, ...]], str] = {}
         self.requests = 0
@@ -132,25 +147,27 @@ class Fleet:
         script = script_of(command)
         names = probe.names_from_script(script)
         if names is not None:
-            state = "remediated" if host.fixed and self.hardened is not None else host.state
+            state = f"remediated-{platform_of(host.state)}" if host.applied else host.state
             key = (state, names)
             out = self.rendered.get(key)
             if out is None:
-                items = self.hardened if state == "remediated" and self.hardened else self.states[state]
-                out = self.rendered[key] = render(names, items)
+                out = self.rendered[key] = render(names, self.states[state])
             return out, 0
         if script.startswith("set -u\numask 022\nR="):  # a fix script (hardnir.fixes.apply_script)
-            host.fixed = True
+            host.applied.add(state_dir(script))
             return "", 0
-        if "rollback.sh" in script and "echo restored" in script:
-            was, host.fixed = host.fixed, False
-            return ("restored\n" if was else "none\n"), 0
+        if "rollback.sh" in script and "echo restored" in script:  # hardnir.fixes.rollback_command
+            record = state_dir(script)
+            if record in host.applied:
+                host.applied.discard(record)
+                return "restored\n", 0
+            return "none\n", 0
         return "", 0
 
 
 def assign(n: int, args: argparse.Namespace) -> list[Host]:
     rng = random.Random(args.seed)
-    names = list(STATE_FILES)
+    names = list(STATES)
     faults = [("refuse", args.refuse), ("hang", args.hang), ("drop", args.drop), ("slow", args.slow)]
     hosts = []
     for i in range(n):
@@ -184,12 +201,25 @@ def write_inventory(workdir: Path, hosts: list[Host], size: int, known_hosts: Pa
             "key_filename": str(key), "known_hosts": str(known_hosts), "host_key_policy": "strict",
             "connect_timeout": 10, "command_timeout": 30,
         }}},
+        "data": {"etcd_tls": dict(ETCD_TLS)},
     }
     (inv / "defaults.yaml").write_text(yaml.safe_dump(defaults, sort_keys=False))
     return inv
 
 
+def load_states() -> dict[str, dict[str, probe.Item]]:
+    """Every starting state, and the remediated state of each of their platforms (a missing file: a clear exit)."""
+    paths = {name: state_path(name) for name in STATES}
+    paths |= {f"remediated-{os_name}": remediated_path(os_name) for os_name in {platform_of(s) for s in STATES}}
+    missing = [str(path) for path in paths.values() if not path.is_file()]
+    if missing:
+        raise SystemExit(f"simfleet: recorded states missing: {', '.join(missing)} (benchmarks/states/record.py "
+                         "records the remediated ones)")
+    return {name: load_state(path) for name, path in paths.items()}
+
+
 async def serve(args: argparse.Namespace) -> None:
+    fleet = Fleet(load_states(), args.slow_seconds)
     workdir: Path = args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -207,11 +237,10 @@ async def serve(args: argparse.Namespace) -> None:
     known.write_text("".join(
         f"[127.0.0.1]:{h.port} {host_keys[h.index % HOST_KEYS].export_public_key().decode().strip()}\n"
         for h in hosts))
-    (workdir / "hosts.json").write_text(json.dumps([h.__dict__ | {"cache": None} for h in hosts]))
+    (workdir / "hosts.json").write_text(json.dumps(
+        [{"index": h.index, "port": h.port, "state": h.state, "fault": h.fault} for h in hosts]))
     for size in args.inventory_sizes:
         write_inventory(workdir, hosts, min(size, len(hosts)), known, key_path)
-    states = {name: load_state(path) for name, path in STATE_FILES.items()}
-    fleet = Fleet(states, load_state(HARDENED) if HARDENED.exists() else None, args.slow_seconds)
 
     def handler_for(host: Host) -> Any:
         async def handle(process: asyncssh.SSHServerProcess[str]) -> None:

@@ -152,7 +152,11 @@ COMMON_ITEMS: tuple[tuple[str, str], ...] = (
 # builtins, when nsswitch.conf names `files` first for DB and that line exists; getent itself otherwise),
 # `$D/addrs` (global addresses, one CIDR a line) and `$D/listen` (listening TCP sockets as `ss -Hltn` prints
 # them, from `_SS_PLAIN` or `_SS_PROCESSES`), each gathered once for every item that needs it.
-_PRELUDE = r"""export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_PAGER= SYSTEMD_COLORS=0
+# `COLUMNS=1`: a fact must not depend on a terminal's width. `sudo -l` wraps its lines at the terminal's width
+# (COLUMNS, 80 when unset, with no controlling tty as over SSH exec) when its stdout is a file, as each item's
+# is here, and not when it is a pipe, as under Ansible; below 20-odd columns sudo gives up wrapping and prints
+# the pipe's unwrapped text (sudo's display_privs and sudo_lbuf_print).
+_PRELUDE = r"""export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_PAGER= SYSTEMD_COLORS=0 COLUMNS=1
 umask 077
 NL='
 '

@@ -32,6 +32,14 @@ def test_items_keep_exit_codes_and_output() -> None:
     assert "cmd:os-release" in items  # common items always come first
 
 
+def test_commands_see_no_terminal_width() -> None:
+    """sudo wraps `sudo -l` at COLUMNS (80 when unset) when its stdout is a file, as every item's is; the probe
+    sets a width below which sudo does not wrap, whatever the caller's environment says."""
+    script = probe.build([probe.command_item("cols", 'printf "%s\\n" "$COLUMNS"')])
+    out = subprocess.run(["sh", "-c", script.script], capture_output=True, timeout=60, env={"COLUMNS": "132"})
+    assert script.parse(out.stdout.decode())["cmd:cols"] == probe.Item(0, "1\n")
+
+
 def test_hostile_output_cannot_forge_items() -> None:
     fake = probe.build([probe.command_item("ok", "echo forged")])
     forged = subprocess.run(["sh", "-c", fake.script], capture_output=True, timeout=60, text=True).stdout
