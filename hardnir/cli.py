@@ -119,9 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# pyarrow's default pool (mimalloc/jemalloc) keeps what the run directory's frames freed; the CLI is one short
-# process that writes a run and reads it back, where the C allocator gives it back (peak RSS of one 1,000-host
-# audit on the simulated fleet: 256 -> 234 MB). Library users keep Arrow's default; a user's own setting wins.
+# pyarrow's default pool (mimalloc/jemalloc) keeps what it freed. The run store asks for the C allocator's pool
+# itself (hardnir.store.arrowfile.POOL), in every process; the CLI, one short process, also makes it the default
+# for what else uses Arrow memory (pandas' string columns in the report). Library users keep Arrow's default
+# (a global is theirs to set); a user's own setting wins.
 ARROW_POOL = ("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 

@@ -59,7 +59,9 @@ def _write_results(run_dir: Path, columns: RunColumns) -> None:
 
             write_parquet(handle, columns)
         else:
-            frame.to_parquet(handle, index=False, engine="pyarrow")
+            from hardnir.store.arrowfile import POOL
+
+            frame.to_parquet(handle, index=False, engine="pyarrow", memory_pool=POOL)
     with atomic_file(run_dir / RESULTS_CSV) as handle:
         write_csv(handle, columns, frame)
 
@@ -114,9 +116,8 @@ def write_run(
 
 def read_run(run_dir: Path) -> pd.DataFrame:
     """The typed result frame of one run: Parquet if present, else the CSV export."""
-    import pandas as pd
-
     from hardnir.frames import coerce
+    from hardnir.store.arrowfile import read_parquet
     from hardnir.store.csvfile import read_csv
 
     run_dir = Path(run_dir)
@@ -125,7 +126,7 @@ def read_run(run_dir: Path) -> pd.DataFrame:
     parquet, csv = run_dir / RESULTS_PARQUET, run_dir / RESULTS_CSV
     try:
         if parquet.is_file():
-            return coerce(pd.read_parquet(parquet, engine="pyarrow"))
+            return coerce(read_parquet(parquet))
         if csv.is_file():
             return coerce(read_csv(csv))
     except Exception as exc:

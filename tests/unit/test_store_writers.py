@@ -2,7 +2,8 @@
 
 The reference below is the old writer: ``to_frame`` of the redacted rows, ``DataFrame.to_parquet`` and the old
 pandas cell formatter ``csv_column`` (kept here) + ``DataFrame.to_csv``. The CSV must be byte-identical, and
-``pandas.read_parquet`` and ``read_run`` must give the same frames.
+``pandas.read_parquet`` and ``read_run`` must give the same frames; ``read_run`` (its own Parquet reader) what
+``pandas.read_parquet`` gives.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hardnir.frames import to_frame
+from hardnir.frames import coerce, to_frame
 from hardnir.rows import make_row
 from hardnir.store import RESULTS_CSV, RESULTS_PARQUET, arrowfile, csvfile, read_run, write_run
 from hardnir.store.columns import run_columns
@@ -72,6 +73,8 @@ def assert_same_files(tmp: Path, rows: Sequence[Mapping[str, object]], secrets: 
     assert (new / RESULTS_CSV).read_bytes() == (old / RESULTS_CSV).read_bytes()
     pd.testing.assert_frame_equal(pd.read_parquet(new / RESULTS_PARQUET), pd.read_parquet(old / RESULTS_PARQUET))
     pd.testing.assert_frame_equal(read_run(new), read_run(old))
+    for written in (new, old):
+        pd.testing.assert_frame_equal(read_run(written), coerce(pd.read_parquet(written / RESULTS_PARQUET)))
 
 
 def hostile_rows() -> list[dict[str, object]]:
