@@ -21,6 +21,7 @@ from hardnir import __version__
 from hardnir.control import select
 from hardnir.dask_runner import INTERRUPTED
 from hardnir.dates import today
+from hardnir.heap import give_back_freed_memory
 from hardnir.inventory import as_list, host_groups, secrets_of
 from hardnir.inventory_source import open_fleet
 from hardnir.run_context import RunContext, new_run_id
@@ -332,19 +333,28 @@ def _run_waves(run_hosts: Callable[[Sequence[str]], None], ctx: RunContext, book
     return records
 
 
+def _frame_of(outcome: RunOutcome) -> pd.DataFrame:
+    """The run's DataFrame; the run's rows are freed and the C heap gives their memory back (a notebook or a
+    service runs one audit after another in one process: its memory must not creep up from run to run)."""
+    frame = outcome.frame()
+    outcome.rows = []
+    give_back_freed_memory()
+    return frame
+
+
 def audit(inventory: Source = None, **options: Any) -> pd.DataFrame:
     """Read-only audit of the inventory; returns the run's DataFrame."""
-    return execute("audit", inventory, **options).frame()
+    return _frame_of(execute("audit", inventory, **options))
 
 
 def remediate(inventory: Source = None, **options: Any) -> pd.DataFrame:
     """check -> fix -> verify (pass dry_run=True to only plan); returns the run's DataFrame."""
-    return execute("remediate", inventory, **options).frame()
+    return _frame_of(execute("remediate", inventory, **options))
 
 
 def rollback(inventory: Source, run: str | Path, **options: Any) -> pd.DataFrame:
     """Undo the remediation run in `run` (its run directory); returns the rollback run's DataFrame."""
-    return execute("rollback", inventory, target_run=run, **options).frame()
+    return _frame_of(execute("rollback", inventory, target_run=run, **options))
 
 
 def gather(inventory: Source = None, *, config: str | Path | None = None, hosts: str | Iterable[str] | None = None,
