@@ -41,12 +41,17 @@ def require_tools(tools: Sequence[str] = REQUIRED_TOOLS) -> None:
         raise LabError(f"missing {', '.join(missing)}; run scripts/setup-host.sh")
 
 
+#: How long a lab command may take. Generous: systemd in a container is slow when the machine is loaded (a
+#: `daemon-reload` + `systemctl start` took over 30 s at load 12 on 2 cores), and a command that hangs is still caught.
+COMMAND_TIMEOUT_S = 120.0
+
+
 def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
     input: str | None = None,
     check: bool = True,
-    timeout: float | None = 120,
+    timeout: float | None = COMMAND_TIMEOUT_S,
     env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command, capture its output, and turn failure into a one-line LabError."""

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hardnir.lab.common import LabError, log, mountpoints, run, state_dir
+from hardnir.lab.common import COMMAND_TIMEOUT_S, LabError, log, mountpoints, run, state_dir
 from hardnir.lab.network import NETNS_DIR, netns_name
 
 CGROUP_DIR = "hardnir-lab"
@@ -256,7 +256,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def lab_exec(name: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def lab_exec(name: str, command: str, timeout: float = COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
     """Run `command` with /bin/sh as root inside host `name`, without SSH (nsenter into all its namespaces).
 
     The return code and output are the command's; subprocess.TimeoutExpired is raised after `timeout` s.
