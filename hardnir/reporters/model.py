@@ -9,7 +9,6 @@ from pathlib import Path
 import pandas as pd
 
 from hardnir.analysis.auditing import final_rows
-from hardnir.reporters.reading import read_columns
 from hardnir.schema import SEVERITIES
 from hardnir.store import read_controls, read_meta, read_run
 
@@ -100,7 +99,7 @@ def load_report(run_dir: Path, columns: Collection[str] | None = None) -> RunRep
     columns, the only ones read from disk: enough for the outputs that read no more.
     """
     run_dir = Path(run_dir)
-    frame = read_run(run_dir) if columns is None else read_columns(run_dir, columns)
+    frame = read_run(run_dir, columns)
     meta = read_meta(run_dir)
     return RunReport(frame, meta, _controls_of(run_dir, {str(c) for c in frame["control"].unique()}), run_dir)
 

@@ -1,4 +1,4 @@
-"""Which result columns each output of a run reads, and reading only those columns from a run directory.
+"""Which result columns each output of a run reads (:func:`hardnir.store.read_run` reads only those).
 
 The terminal table and the ``-q`` line never show ``evidence`` (JSON per row: most of a run's bytes) nor
 ``expected`` nor most extra columns, so after a run they read only what they show from ``results.parquet``. The
@@ -7,16 +7,8 @@ JUnit, SARIF, JSON and HTML reports show evidence (the JSON report every column)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Final
-
-import pandas as pd
-import pyarrow.parquet as pq
-
-from hardnir.frames import coerce
-from hardnir.schema import COLUMN_KINDS, COLUMNS
-from hardnir.store.rundir import RESULTS_PARQUET, read_run
 
 #: What the one-line summary of ``-q`` reads: the final status of each host x control, the fix and rollback
 #: outcomes, the hosts, the run id and runbook.
@@ -45,30 +37,3 @@ def columns_read(outputs: Iterable[str]) -> frozenset[str] | None:
             return None
         needed |= columns
     return frozenset(needed)
-
-
-def read_columns(run_dir: Path, columns: Collection[str]) -> pd.DataFrame:
-    """The typed frame :func:`hardnir.store.read_run` gives, with only those of ``columns`` the run has (in its
-    order), which alone are read from ``results.parquet``.
-
-    A run with only ``results.csv`` is read whole, and so is a Parquet file whose columns cannot be read and typed
-    in part: by :func:`read_run`, which then says what is wrong with it.
-    """
-    parquet = Path(run_dir) / RESULTS_PARQUET
-    if not parquet.is_file():
-        return _whole(run_dir, columns)
-    try:
-        names = [name for name in pq.read_schema(parquet).names if name in columns]
-        frame = pd.read_parquet(parquet, engine="pyarrow", columns=names)
-        # Columns of the contract left unread get valid stand-ins for the typing, then are dropped.
-        stand_ins = {name: False if COLUMN_KINDS[name] == "bool" else None for name in COLUMNS if name not in names}
-        typed = coerce(frame.assign(**stand_ins))
-    except Exception:
-        return _whole(run_dir, columns)
-    return typed[[name for name in typed.columns if name in columns]]
-
-
-def _whole(run_dir: Path, columns: Collection[str]) -> pd.DataFrame:
-    """:func:`read_run`, then only ``columns``."""
-    whole = read_run(run_dir)
-    return whole[[name for name in whole.columns if name in columns]]

@@ -15,7 +15,7 @@ Every string written (cells and metadata, recursively) goes through :func:`hardn
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -114,10 +114,15 @@ def write_run(
     write_manifest(run_dir)
 
 
-def read_run(run_dir: Path) -> pd.DataFrame:
-    """The typed result frame of one run: Parquet if present, else the CSV export."""
+def read_run(run_dir: Path, columns: Collection[str] | None = None) -> pd.DataFrame:
+    """The typed result frame of one run: Parquet if present, else the CSV export.
+
+    With ``columns``, the frame holds only those of them the run has, in the run's order, typed exactly as in the
+    whole frame; from Parquet only those columns are read (``evidence``, most of a run's bytes, stays on disk
+    unless asked for).
+    """
     from hardnir.frames import coerce
-    from hardnir.store.arrowfile import read_parquet
+    from hardnir.store.arrowfile import column_names, read_parquet
     from hardnir.store.csvfile import read_csv
 
     run_dir = Path(run_dir)
@@ -126,13 +131,29 @@ def read_run(run_dir: Path) -> pd.DataFrame:
     parquet, csv = run_dir / RESULTS_PARQUET, run_dir / RESULTS_CSV
     try:
         if parquet.is_file():
-            return coerce(read_parquet(parquet))
+            if columns is None:
+                return coerce(read_parquet(parquet))
+            names = [name for name in column_names(parquet) if name in columns]
+            return _typed_part(read_parquet(parquet, names), columns)
         if csv.is_file():
-            return coerce(read_csv(csv))
+            whole = coerce(read_csv(csv))
+            return whole if columns is None else whole[[name for name in whole.columns if name in columns]]
     except Exception as exc:
         detail = " ".join(str(exc).split())
         raise RunDirError(f"cannot read results in {run_dir}: {type(exc).__name__}: {detail}") from exc
     raise RunDirError(f"no {RESULTS_PARQUET} or {RESULTS_CSV} in {run_dir}")
+
+
+def _typed_part(frame: pd.DataFrame, columns: Collection[str]) -> pd.DataFrame:
+    """Some of a run's columns, typed as :func:`hardnir.frames.coerce` types the whole: the contract's columns
+    left unread get valid stand-ins for the typing, then are dropped."""
+    from hardnir.frames import coerce
+    from hardnir.schema import COLUMN_KINDS, COLUMNS
+
+    stand_ins = {name: False if COLUMN_KINDS[name] == "bool" else None
+                 for name in COLUMNS if name not in frame.columns}
+    typed = coerce(frame.assign(**stand_ins))
+    return typed[[name for name in typed.columns if name in columns]]
 
 
 def _read_json(path: Path, run_dir: Path) -> object:
