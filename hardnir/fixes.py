@@ -5,7 +5,9 @@ The apply script, run as root in one round trip:
    `/var` stops here, before anything changed: exit 20);
 2. runs the plan's prechecks (exit 21, nothing changed);
 3. arms the dead-man timer when asked (a transient systemd timer that runs the rollback script);
-4. backs up and applies each step (write temp, validate, move), marking each step done;
+4. backs up and applies each step (write temp, validate, move), marking each step done; a step this run already
+   applied keeps its first backup, so applying the same fix twice under one run id still rolls back to the
+   state before the first;
 5. runs the post commands (daemon-reload, restarts).
 On any failure in 4 or 5 it runs the rollback script itself, so the host ends in its original state (exit 10)
 or, if even that fails, says so (exit 11). Rollback undoes only the steps marked done.
@@ -117,10 +119,16 @@ def apply_script(plan: Plan, run_id: str, control_id: str, deadman_seconds: int 
 
 
 def _backup(index: int, path: str) -> str:
+    """Back up ``path``'s pre-state, unless this run already applied the step and has not undone it: then the
+    backup on record (or its absence: the path did not exist) is the pre-state, and the path now holds the fix.
+
+    A fresh backup first drops what an earlier, undone attempt of this run left: its copy and its mkdir mark.
+    """
     p = shlex.quote(path)
     return (
+        f'if [ ! -e "$R/done.{index}" ]; then rm -f "$R/backup/{index}" "$R/mkdir.{index}"; '
         f"if [ -e {p} ] || [ -L {p} ]; then cp -a {p} \"$R/backup/{index}\" || "
-        f"fail {shlex.quote('backup of ' + path)}; fi"
+        f"fail {shlex.quote('backup of ' + path)}; fi; fi"
     )
 
 

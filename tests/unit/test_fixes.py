@@ -69,6 +69,43 @@ def test_apply_then_rollback_restores_everything(tmp_path: Path) -> None:
     assert fixes.parse_rollback(again.stdout, again.returncode).status == "unchanged"
 
 
+def test_applying_twice_under_one_run_id_rolls_back_to_the_state_before_the_first(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "existing.conf").write_text("old\n")
+    (etc / "unit").write_text("a real unit file\n")
+    before = snapshot(etc)
+    plan = Plan(steps=(
+        WriteFile(str(etc / "existing.conf"), "new\n"),
+        WriteFile(str(etc / "sub.d" / "90-new.conf"), "[Socket]\n"),
+        Symlink(str(etc / "unit"), "/dev/null"),
+    ))
+    for _ in range(2):  # e.g. a retried shard whose first attempt had applied the fix
+        result = sh(fixes.apply_script(plan, "run1", "ctl"))
+        assert result.returncode == 0, result.stderr
+    undo = sh(fixes.rollback_command("run1", "ctl"))
+    assert fixes.parse_rollback(undo.stdout, undo.returncode).status == "restored", undo.stderr
+    assert snapshot(etc) == before
+
+
+def test_a_new_attempt_after_a_rollback_backs_up_afresh(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "a.conf").write_text("first\n")
+    plan = Plan(steps=(WriteFile(str(etc / "a.conf"), "fixed\n"),))
+    assert sh(fixes.apply_script(plan, "run1", "ctl")).returncode == 0
+    assert fixes.parse_rollback(*_run(fixes.rollback_command("run1", "ctl"))).status == "restored"
+    (etc / "a.conf").unlink()  # changed by someone else between the attempts: the old backup is stale
+    assert sh(fixes.apply_script(plan, "run1", "ctl")).returncode == 0
+    assert fixes.parse_rollback(*_run(fixes.rollback_command("run1", "ctl"))).status == "restored"
+    assert not (etc / "a.conf").exists()
+
+
+def _run(script: str) -> tuple[str, int]:
+    result = sh(script)
+    return result.stdout, result.returncode
+
+
 def test_failing_step_restores_original_state(tmp_path: Path) -> None:
     etc = tmp_path / "etc"
     etc.mkdir()
