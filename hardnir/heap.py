@@ -1,9 +1,11 @@
 """Giving the C heap's freed memory back to the operating system after a run, for long-lived API processes.
 
 A 10,000-host run allocates and frees hundreds of MB of rows, facts and frames. glibc keeps freed chunks in its
-arenas for reuse; between runs of a notebook or a service that memory stays resident, and its fragmentation makes
-the process's RSS creep from run to run (measured: +5.3% over six consecutive 10,000-host audits through the API).
-`malloc_trim(0)` returns every whole free page of every arena. Elsewhere than glibc this does nothing.
+arenas for reuse; between runs of a notebook or a service that memory stays resident, and its fragmentation adds
+to the process's RSS from run to run. (Six consecutive 10,000-host audits through the API grew +5.3% before this
+trim and the run store's move to pyarrow's system pool, :data:`hardnir.store.arrowfile.POOL`; +4.1% over ten
+after both. The two were measured together, not apart.) `malloc_trim(0)` returns every whole free page of every
+arena. Elsewhere than glibc this does nothing.
 """
 
 from __future__ import annotations
