@@ -169,6 +169,12 @@ def _each_row_once(rows: list[dict[str, Any]], controls: int, phases: tuple[str,
     assert {r["phase"] for r in rows} == set(phases)
 
 
+def _started(message: str) -> list[str]:
+    """The controls a re-run's message says the lost attempt had started to fix (every fix it applied on the host
+    before it died: the held one, and any finished before it)."""
+    return message.split("had started to fix it (")[1].split(")")[0].split(", ")
+
+
 def _retried_shards(outcome: Any) -> list[dict[str, Any]]:
     """The run.json records of the shards the killed worker held: two attempts each, done on the second. (Its
     threads can run more than one shard at a time; each one it held when it died is run again.)"""
@@ -213,11 +219,11 @@ def test_a_worker_killed_mid_fix_applies_no_fix_twice_and_keeps_its_rollback(rem
     message = held_rows[0]["message"]
     assert any(message.startswith(f"{RERUN_NOTE} (shard {shard['shard']} on {shard['workers'][0]})")
                for shard in _retried_shards(outcome)), message
-    assert f"had started to fix it ({control})" in message and "hardnir rollback --run" in message, message
+    assert control in _started(message) and "hardnir rollback --run" in message, message  # maybe others too
     for host, fixed in fixes:  # every fix applied has its `fixed` row, or its host's rows say it was cut off
         row = rows[(host, fixed, "fix")]  # (the held host, and any other whose fix the lost attempt applied)
         assert row["status"] == "fixed" or (row["status"] == "error" and row["message"].startswith(RERUN_NOTE)
-                                            and fixed in row["message"].split("started to fix it (")[1]), row
+                                            and fixed in _started(row["message"])), row
     rerun = {h for kind, h, _ in remediate_fleet.log if kind == "records"}  # the hosts the retry ran again
     assert held in rerun and len(rerun) > 1
     assert all(rows[(h, c, "fix")]["status"] in ("fixed", "unchanged", "fix_failed", "blocked")
