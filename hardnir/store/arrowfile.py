@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import array
 import json
-from collections.abc import Sequence
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -152,21 +152,16 @@ def write_parquet(handle: IO[bytes], columns: RunColumns) -> None:
             writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
 
 
-def read_parquet(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def read_parquet(path: Path, columns: Collection[str] | None = None) -> pd.DataFrame:
     """A Parquet file as ``pandas.read_parquet`` reads it (its ``pandas`` metadata gives the dtypes), from :data:`POOL`:
-    all its columns, or only ``columns`` (names it has, in that order).
+    all its columns, or only those of ``columns`` it has, in the file's order.
 
     ``pandas.read_parquet`` cannot be given a pool for the read itself (only for the conversion), so the file is
     read through a dataset scan, which can.
     """
     import pyarrow.dataset as ds
 
-    table = ds.dataset(path, format="parquet").to_table(columns=None if columns is None else list(columns),
-                                                        memory_pool=POOL)
-    frame: pd.DataFrame = table.to_pandas(memory_pool=POOL)
+    dataset = ds.dataset(path, format="parquet")
+    names = None if columns is None else [name for name in dataset.schema.names if name in columns]
+    frame: pd.DataFrame = dataset.to_table(columns=names, memory_pool=POOL).to_pandas(memory_pool=POOL)
     return frame
-
-
-def column_names(path: Path) -> list[str]:
-    """The names of a Parquet file's columns, in order, from its footer alone."""
-    return list(pq.read_schema(path).names)

@@ -122,7 +122,7 @@ def read_run(run_dir: Path, columns: Collection[str] | None = None) -> pd.DataFr
     unless asked for).
     """
     from hardnir.frames import coerce
-    from hardnir.store.arrowfile import column_names, read_parquet
+    from hardnir.store.arrowfile import read_parquet
     from hardnir.store.csvfile import read_csv
 
     run_dir = Path(run_dir)
@@ -133,27 +133,30 @@ def read_run(run_dir: Path, columns: Collection[str] | None = None) -> pd.DataFr
         if parquet.is_file():
             if columns is None:
                 return coerce(read_parquet(parquet))
-            names = [name for name in column_names(parquet) if name in columns]
-            return _typed_part(read_parquet(parquet, names), columns)
+            return _only(_typed_part(read_parquet(parquet, columns)), columns)
         if csv.is_file():
             whole = coerce(read_csv(csv))
-            return whole if columns is None else whole[[name for name in whole.columns if name in columns]]
+            return whole if columns is None else _only(whole, columns)
     except Exception as exc:
         detail = " ".join(str(exc).split())
         raise RunDirError(f"cannot read results in {run_dir}: {type(exc).__name__}: {detail}") from exc
     raise RunDirError(f"no {RESULTS_PARQUET} or {RESULTS_CSV} in {run_dir}")
 
 
-def _typed_part(frame: pd.DataFrame, columns: Collection[str]) -> pd.DataFrame:
+def _typed_part(frame: pd.DataFrame) -> pd.DataFrame:
     """Some of a run's columns, typed as :func:`hardnir.frames.coerce` types the whole: the contract's columns
-    left unread get valid stand-ins for the typing, then are dropped."""
+    left unread get valid stand-ins for the typing (:func:`_only` drops them again)."""
     from hardnir.frames import coerce
     from hardnir.schema import COLUMN_KINDS, COLUMNS
 
     stand_ins = {name: False if COLUMN_KINDS[name] == "bool" else None
                  for name in COLUMNS if name not in frame.columns}
-    typed = coerce(frame.assign(**stand_ins))
-    return typed[[name for name in typed.columns if name in columns]]
+    return coerce(frame.assign(**stand_ins))
+
+
+def _only(frame: pd.DataFrame, columns: Collection[str]) -> pd.DataFrame:
+    """The frame's columns that are in ``columns``, in the frame's order."""
+    return frame[[name for name in frame.columns if name in columns]]
 
 
 def _read_json(path: Path, run_dir: Path) -> object:

@@ -25,6 +25,12 @@ def sh(script: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
 
 
+def rollback(run_id: str) -> str:
+    """Runs the rollback of control ``ctl`` under ``run_id``; gives its parsed status."""
+    undo = sh(fixes.rollback_command(run_id, "ctl"))
+    return fixes.parse_rollback(undo.stdout, undo.returncode).status
+
+
 def snapshot(root: Path) -> dict[str, str]:
     out = {}
     for p in sorted(root.rglob("*")):
@@ -60,13 +66,10 @@ def test_apply_then_rollback_restores_everything(tmp_path: Path) -> None:
     assert oct((etc / "sub.d" / "90-new.conf").stat().st_mode & 0o777) == "0o600"
     assert os.readlink(etc / "unit") == "/dev/null"
     assert (etc / "marker").exists()
-    undo = sh(fixes.rollback_command("run1", "ctl"))
-    assert undo.returncode == 0, undo.stderr
-    assert fixes.parse_rollback(undo.stdout, undo.returncode).status == "restored"
+    assert rollback("run1") == "restored"
     assert snapshot(etc) == before
     assert (tmp_path / "log").read_text() == "post\nrollback-post\n"
-    again = sh(fixes.rollback_command("run1", "ctl"))
-    assert fixes.parse_rollback(again.stdout, again.returncode).status == "unchanged"
+    assert rollback("run1") == "unchanged"
 
 
 def test_applying_twice_under_one_run_id_rolls_back_to_the_state_before_the_first(tmp_path: Path) -> None:
@@ -83,8 +86,7 @@ def test_applying_twice_under_one_run_id_rolls_back_to_the_state_before_the_firs
     for _ in range(2):  # e.g. a retried shard whose first attempt had applied the fix
         result = sh(fixes.apply_script(plan, "run1", "ctl"))
         assert result.returncode == 0, result.stderr
-    undo = sh(fixes.rollback_command("run1", "ctl"))
-    assert fixes.parse_rollback(undo.stdout, undo.returncode).status == "restored", undo.stderr
+    assert rollback("run1") == "restored"
     assert snapshot(etc) == before
 
 
@@ -94,16 +96,11 @@ def test_a_new_attempt_after_a_rollback_backs_up_afresh(tmp_path: Path) -> None:
     (etc / "a.conf").write_text("first\n")
     plan = Plan(steps=(WriteFile(str(etc / "a.conf"), "fixed\n"),))
     assert sh(fixes.apply_script(plan, "run1", "ctl")).returncode == 0
-    assert fixes.parse_rollback(*_run(fixes.rollback_command("run1", "ctl"))).status == "restored"
+    assert rollback("run1") == "restored"
     (etc / "a.conf").unlink()  # changed by someone else between the attempts: the old backup is stale
     assert sh(fixes.apply_script(plan, "run1", "ctl")).returncode == 0
-    assert fixes.parse_rollback(*_run(fixes.rollback_command("run1", "ctl"))).status == "restored"
+    assert rollback("run1") == "restored"
     assert not (etc / "a.conf").exists()
-
-
-def _run(script: str) -> tuple[str, int]:
-    result = sh(script)
-    return result.stdout, result.returncode
 
 
 def test_failing_step_restores_original_state(tmp_path: Path) -> None:
